@@ -134,8 +134,7 @@ class ModelConfig:
             object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
-                f"ModelConfig.num_attention_heads={self.num_attention_heads} must divide "
-                f"hidden_size={self.hidden_size}"
+                f"ModelConfig.num_attention_heads={self.num_attention_heads} must divide hidden_size={self.hidden_size}"
             )
         if self.num_key_value_heads <= 0 or self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(
@@ -338,8 +337,17 @@ PRESETS: dict[str, Scale] = {
         fim=FIMConfig(ablation_steps=12, ablation_evals=2),
         model=_small(2_000, 64, 176, 2, 4, 2, 1024),
         train=TrainConfig(
-            seq_len=64, micro_batch_size=4, global_batch_size=8, max_steps=20, lr=3e-3, warmup_steps=4,
-            checkpoint_every=10, eval_every=10, log_every=1, long_context_steps=4, long_context_batch_size=4,
+            seq_len=64,
+            micro_batch_size=4,
+            global_batch_size=8,
+            max_steps=20,
+            lr=3e-3,
+            warmup_steps=4,
+            checkpoint_every=10,
+            eval_every=10,
+            log_every=1,
+            long_context_steps=4,
+            long_context_batch_size=4,
         ),
         eval=EvalConfig(humaneval_limit=4, infilling_limit=12, max_new_tokens=16, batch_size=4, timeout=5.0),
     ),
@@ -350,8 +358,17 @@ PRESETS: dict[str, Scale] = {
         fim=FIMConfig(ablation_steps=600, ablation_evals=4),
         model=_small(8_000, 256, 688, 4, 4, 4, 4096),
         train=TrainConfig(
-            seq_len=256, micro_batch_size=8, global_batch_size=16, max_steps=1500, lr=1e-3, warmup_steps=100,
-            checkpoint_every=250, eval_every=250, log_every=10, long_context_steps=100, long_context_batch_size=8,
+            seq_len=256,
+            micro_batch_size=8,
+            global_batch_size=16,
+            max_steps=1500,
+            lr=1e-3,
+            warmup_steps=100,
+            checkpoint_every=250,
+            eval_every=250,
+            log_every=10,
+            long_context_steps=100,
+            long_context_batch_size=8,
         ),
         eval=EvalConfig(max_new_tokens=128, max_input_tokens=1024, batch_size=16),
     ),
@@ -362,8 +379,17 @@ PRESETS: dict[str, Scale] = {
         fim=FIMConfig(ablation_steps=4000, ablation_evals=8),
         model=_small(32_000, 1024, 2816, 16, 8, 8, 16_384),
         train=TrainConfig(
-            seq_len=2048, micro_batch_size=16, global_batch_size=256, max_steps=4000, lr=1e-3, warmup_steps=400,
-            compile=True, checkpoint_every=500, eval_every=500, long_context_steps=200, long_context_batch_size=64,
+            seq_len=2048,
+            micro_batch_size=16,
+            global_batch_size=256,
+            max_steps=4000,
+            lr=1e-3,
+            warmup_steps=400,
+            compile=True,
+            checkpoint_every=500,
+            eval_every=500,
+            long_context_steps=200,
+            long_context_batch_size=64,
         ),
         eval=EvalConfig(max_new_tokens=300, batch_size=32, workers=8),
     ),
