@@ -88,16 +88,14 @@ def reproduce(scale: str | None = None, only: list[str] | None = None, force: bo
 
 
 def clean_notebook(path: Path) -> None:
-    """Keep only the outputs nbval compares (cells starting ``# NBVAL_CHECK_OUTPUT``); drop counts and timings."""
+    """Keep only the outputs nbval compares (cells starting ``# NBVAL_CHECK_OUTPUT``) and drop timings."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type != "code":
             continue
         if not cell.source.lstrip().startswith(CHECK_OUTPUT):
+            # nbval treats a checked cell without an execution count as unrun, so only the others lose theirs.
             cell.outputs = []
-        cell.execution_count = None
-        for output in cell.outputs:
-            if "execution_count" in output:
-                output.execution_count = None
+            cell.execution_count = None
     nbformat.write(nb, path)
