@@ -1,7 +1,7 @@
 """Tokenizer speed (DeepSeek-Coder §3.2): BPE training time per 100 MB, and batch encoding through
 ``dslib.tokenizer.encode_text`` against ``tokenizers`` called directly on the same texts (target ratio ≤ 1.1).
 
-    python benchmarks/tokenizer.py [--quick] [--train-mb 20] [--encode-mb 10] [--vocab-size 32000]
+    python benchmarks/tokenizer.py [--quick] [--train-mb 10] [--encode-mb 5] [--vocab-size 32000]
 
 The text is real code: the ``.py`` files of this Python environment (standard library, then site-packages).
 """
@@ -54,10 +54,10 @@ def best_of_interleaved(repeats: int, *fns) -> list[tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5 MB to train on (vocab 8000), 2 MB to encode")
-    parser.add_argument("--train-mb", type=float, default=20.0)
-    parser.add_argument("--encode-mb", type=float, default=10.0)
+    parser.add_argument("--train-mb", type=float, default=10.0)
+    parser.add_argument("--encode-mb", type=float, default=5.0)
     parser.add_argument("--vocab-size", type=int, default=32_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.quick:
         args.train_mb, args.encode_mb, args.vocab_size, args.repeats = 5.0, 2.0, 8_000, 3
