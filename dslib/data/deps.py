@@ -28,6 +28,7 @@ import heapq
 import posixpath
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from functools import cache
 
 import tree_sitter
 
@@ -62,7 +63,6 @@ _QUERIES["TSX"] = _QUERIES["TypeScript"]
 
 _JS_EXTENSIONS = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".mts", ".cts", ".d.ts", ".json", ".css")
 _QUOTED = re.compile(r"""["'<]([^"'<>]+)["'>]""")
-_PY_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*(?:\s*\.\s*[A-Za-z_][A-Za-z_0-9]*)*")
 
 
 class RepoIndex(Collection):
@@ -117,7 +117,7 @@ def _text(node: tree_sitter.Node) -> str:
 
 def _normalise(folder: str, relative: str) -> str | None:
     path = posixpath.normpath(posixpath.join(folder, relative))
-    return None if path.startswith("..") or path.startswith("/") else path.removeprefix("./")
+    return None if path.startswith(("..", "/")) else path
 
 
 def _python(node: tree_sitter.Node, path: str, index: RepoIndex) -> set[str]:
@@ -358,13 +358,9 @@ def _is_js_import(string: tree_sitter.Node) -> bool:
     return callee is not None and (callee.type == "import" or _text(callee) == "require")
 
 
-_COMPILED: dict[str, tree_sitter.Query] = {}
-
-
+@cache
 def _query(grammar: str) -> tree_sitter.Query:
-    if grammar not in _COMPILED:
-        _COMPILED[grammar] = tree_sitter.Query(ts_language(grammar), _QUERIES[grammar])
-    return _COMPILED[grammar]
+    return tree_sitter.Query(ts_language(grammar), _QUERIES[grammar])
 
 
 def topological_sort(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
