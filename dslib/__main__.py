@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default: $DSLIB_SCALE or smoke)")
     rep.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
     rep.add_argument("--force", action="store_true", help="rebuild every stage's artifacts at this scale")
+    rep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STAGE.FIELD=VALUE",
+        help="override a config field in every notebook, e.g. --set data.source=~/src",
+    )
     inf = sub.add_parser("info", help="versions, device, attention backends and the active scale's config")
     inf.add_argument("--scale", default=None)
     clean = sub.add_parser("clean-notebook", help="strip outputs except the cells nbval checks")
@@ -72,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             from dslib.reproduce import reproduce
 
             only = args.only.split(",") if args.only else None
+            if args.set:
+                get_scale(args.scale, args.set)  # a bad assignment fails here, before any notebook runs
+                os.environ["DSLIB_OVERRIDES"] = ";".join(args.set)
             return reproduce(args.scale, only, args.force)
         from dslib.reproduce import clean_notebook
 

@@ -417,9 +417,15 @@ PRESETS: dict[str, Scale] = {
 
 
 def get_scale(name: str | None = None, overrides: list[str] | dict | None = None) -> Scale:
-    """The named scale preset, or ``$DSLIB_SCALE`` (default ``smoke``) when no name is given."""
+    """The named scale preset, or ``$DSLIB_SCALE`` (default ``smoke``) when no name is given.
+
+    ``$DSLIB_OVERRIDES`` (``stage.field=value`` assignments separated by ``;``) applies to every stage of a
+    run, so that ``python -m dslib reproduce --set data.source=~/src`` reaches each notebook's kernel.
+    """
     if name is None:
         name = os.environ.get("DSLIB_SCALE", "smoke")
+    if overrides is None and os.environ.get("DSLIB_OVERRIDES"):
+        overrides = [a for a in os.environ["DSLIB_OVERRIDES"].split(";") if a.strip()]
     if name not in PRESETS:
         raise ConfigError(f"unknown scale {name!r}; choose one of: {', '.join(SCALES)} (set DSLIB_SCALE or --scale)")
     scale = PRESETS[name]

@@ -86,3 +86,12 @@ def test_cli_info_fails_clearly_on_bad_scale():
     proc = subprocess.run([sys.executable, "-m", "dslib", "info"], env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown scale 'nonsense'" in proc.stderr and "smoke, cpu, gpu, paper" in proc.stderr
+
+
+def test_overrides_from_environment_reach_every_stage(monkeypatch):
+    monkeypatch.setenv("DSLIB_OVERRIDES", "data.source=/src/repos; train.lr=0.5")
+    scale = get_scale("smoke")
+    assert scale.data.source == "/src/repos" and scale.train.lr == 0.5
+    monkeypatch.setenv("DSLIB_OVERRIDES", "train.nope=1")
+    with pytest.raises(ConfigError, match="train field='nope'"):
+        get_scale("smoke")

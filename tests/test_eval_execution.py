@@ -12,7 +12,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from dslib.eval.execution import Limits, Status, classify, default_sandbox, isolation, run_program, run_programs
@@ -26,19 +25,32 @@ needs_process_limit = pytest.mark.skipif(
 )
 
 
-def sandbox_processes() -> list[psutil.Process]:
-    """Processes of this test process's sandbox runs (they carry our pid as the server's last argument)."""
-    me, server = str(os.getpid()), default_sandbox().server_pid
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.pid != server and len(cmdline) >= 2 and cmdline[-1] == me and cmdline[-2].endswith("sandbox.py"):
-            found.append(proc)
+def command_lines() -> dict[int, list[str]]:
+    """Every live process's argv, read from /proc (zombies, whose argv is empty, left out)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            except OSError:
+                continue
+            if argv != [b""]:
+                found[int(entry)] = [a.decode(errors="replace") for a in argv]
     return found
 
 
-def processes_with(marker: str) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+def sandbox_processes() -> list[tuple[int, list[str]]]:
+    """Processes of this test process's sandbox runs (they carry our pid as the server's last argument)."""
+    me, server = str(os.getpid()), default_sandbox().server_pid
+    return [
+        (pid, argv)
+        for pid, argv in command_lines().items()
+        if pid != server and len(argv) >= 2 and argv[-1] == me and argv[-2].endswith("sandbox.py")
+    ]
+
+
+def processes_with(marker: str) -> list[tuple[int, list[str]]]:
+    return [(pid, argv) for pid, argv in command_lines().items() if marker in " ".join(argv)]
 
 
 def assert_nothing_survives(marker: str | None = None, grace: float = 3.0) -> None:
@@ -49,7 +61,7 @@ def assert_nothing_survives(marker: str | None = None, grace: float = 3.0) -> No
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    assert not left, f"processes survived the sandbox: {[p.info for p in left]}"
+    assert not left, f"processes survived the sandbox: {left}"
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +244,7 @@ def test_signalling_the_parent_or_the_evaluator_fails():
     """)
     result = run_program(program, timeout=5.0)
     assert (result.passed, result.status) == (False, Status.FAILED)
-    assert default_sandbox().server_pid == server and psutil.pid_exists(server)
+    assert default_sandbox().server_pid == server and os.path.exists(f"/proc/{server}")
     assert run_program("pass", timeout=5.0).passed
 
 
@@ -309,4 +321,4 @@ def test_unprivileged_user_gets_the_same_isolation_through_a_user_namespace(tmp_
     finally:
         shutil.rmtree(shared)
     tag = str(evaluator.pid)  # that evaluator's runs carry its pid as their last argument
-    assert not [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[-1] == tag]
+    assert not [pid for pid, argv in command_lines().items() if argv[-1] == tag]
