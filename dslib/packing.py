@@ -1,9 +1,11 @@
-"""The packed training stream: FIM per document, EOS after each, cut into fixed-length sequences.
+"""The packed training stream: FIM per document, each as BOS … EOS, cut into fixed-length sequences.
 
 DeepSeek-Coder §3.1 applies FIM "at the document level before the packing process". :func:`build_stream`
 does exactly that, once per split and FIM setting: documents (repository samples) in a seeded random order,
 each transformed by :func:`dslib.fim.encode_fim` with a generator seeded by ``(seed, document index)``
-(so the draws do not depend on order or batching), each followed by EOS, written as one flat token file.
+(so the draws do not depend on order or batching), each opened by BOS and closed by EOS, written as one flat
+token file. BOS comes first because the released tokenizer (``add_bos_token``) and so every inference prompt
+starts with it; a model that never saw BOS in training would meet an untrained embedding at position 0.
 
 A training sequence is ``seq_len + 1`` consecutive tokens starting at a multiple of ``seq_len`` (neighbours
 share one token, as in Megatron's GPTDataset): fed ``x[:-1]`` to predict ``x[1:]``, the model sees every
@@ -39,8 +41,10 @@ from tqdm import tqdm
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
 from dslib.fim import DEEPSEEK, FIMSplit, Sentinels, encode_fim
+from dslib.tokenizer import BOS
 
 TOKENS_FILE = "tokens.bin"
+STREAM_FORMAT = 2  # 2: each document opens with BOS; a change here rebuilds cached streams
 DOCUMENTS_FILE = "documents.npy"  # per document in stream order: start, length (EOS included), mode code
 MODE_CODES = {None: 0, **{mode: i + 1 for i, mode in enumerate(FIM_MODES)}}
 NO_FIM = FIMConfig(fim_rate=0.0)
@@ -59,7 +63,7 @@ def encode_documents(
     seed: int = 0,
     sentinels: Sentinels = DEEPSEEK,
 ) -> tuple[list[list[int]], list[FIMSplit | None]]:
-    """Each document's training ids (FIM first, then EOS) and its FIM split; ``indices`` seed the draws."""
+    """Each document's training ids (BOS, FIM'd text, EOS) and its FIM split; ``indices`` seed the draws."""
     fim = NO_FIM if fim is None else fim
     for i, text in zip(indices, texts, strict=True):
         if not isinstance(text, str):
@@ -76,11 +80,10 @@ def encode_documents(
         msp_noise_density=fim.msp_noise_density,
         msp_mean_span=fim.msp_mean_span,
     )
-    eos = tok.token_to_id(sentinels.eos)
+    eos, bos = tok.token_to_id(sentinels.eos), tok.token_to_id(BOS)
     if eos is None:
         raise KeyError(f"the tokenizer has no end-of-sentence token {sentinels.eos!r}")
-    for doc in ids:
-        doc.append(eos)
+    ids = [[bos, *doc, eos] if bos is not None else [*doc, eos] for doc in ids]
     return ids, splits
 
 
@@ -167,6 +170,7 @@ def ensure_stream(
             "seed": seed,
             "corpus": corpus._fingerprint,
             "tokenizer": fingerprint(tok.to_str()),
+            "format": STREAM_FORMAT,
         }
 
         def build(directory: Path) -> None:

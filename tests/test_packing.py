@@ -13,7 +13,7 @@ from dslib.artifacts import write_manifest
 from dslib.config import FIMConfig
 from dslib.fim import recover_document
 from dslib.packing import NO_FIM, PackedDataset, build_stream, stream_statistics
-from dslib.tokenizer import ADDED_TOKENS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, train_tokenizer
+from dslib.tokenizer import ADDED_TOKENS, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, train_tokenizer
 
 SEQ_LEN = 32
 
@@ -37,9 +37,11 @@ def _build(tmp_path: Path, fim: FIMConfig | None, seed: int = 0) -> Path:
 
 
 def _documents(stream: np.ndarray) -> list[list[int]]:
-    eos = tokenizer().token_to_id(EOS)
+    eos, bos = tokenizer().token_to_id(EOS), tokenizer().token_to_id(BOS)
     ends = np.flatnonzero(stream == eos)
-    return [stream[a + 1 : b].tolist() for a, b in zip(np.concatenate(([-1], ends[:-1])), ends, strict=True)]
+    starts = np.concatenate(([-1], ends[:-1])) + 1
+    assert all(stream[a] == bos for a in starts)  # every document opens with BOS
+    return [stream[a + 1 : b].tolist() for a, b in zip(starts, ends, strict=True)]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,7 @@ def test_stream_holds_every_document_once_in_seeded_order(tmp_path, fim):
     fim_docs = sum(1 for d in docs if special & set(d))
     assert fim_docs == stream_statistics(ds)["fim_documents"]
     if fim.fim_rate == 0:
-        assert n_special == len(docs)  # the EOS after each document, nothing else
+        assert n_special == 2 * len(docs)  # BOS and EOS around each document, nothing else
 
 
 def _reference(ds: PackedDataset) -> list[torch.Tensor]:
