@@ -42,7 +42,7 @@ from dslib import checkpoint as ckpt
 from dslib.artifacts import artifact_dir, fingerprint, is_complete, write_manifest
 from dslib.config import ConfigError, FIMConfig, ModelConfig, Scale, TrainConfig, get_scale, resolve
 from dslib.model import Transformer, to_hf
-from dslib.monitor import MetricsLog, flops_per_token, peak_flops, plot_metrics, read_metrics
+from dslib.monitor import METRICS_FILE, MetricsLog, flops_per_token, peak_flops, plot_metrics, read_metrics
 from dslib.parallel import gradient_sync, init_distributed, parallelize
 from dslib.schedule import learning_rate
 
@@ -308,7 +308,7 @@ def train(config: TrainRun | Scale | str | None = None) -> TrainResult:
 
 def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: int, device: torch.device):
     out = run.directory
-    ckdir, metrics_path = out / "checkpoints", out / "metrics.jsonl"
+    ckdir, metrics_path = out / "checkpoints", out / METRICS_FILE
     accumulation_steps(tc, world)  # a batch that does not split fails here, before any work
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
