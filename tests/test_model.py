@@ -403,7 +403,7 @@ def test_rope_scores_depend_only_on_relative_position(p, shift, gap):
         cos, sin = rope_cos_sin(torch.tensor([[qpos, kpos]]), config)
         cos, sin = cos[0].double(), sin[0].double()
         rot = lambda x, i: x * cos[i] + torch.cat((-x[config.head_dim // 2 :], x[: config.head_dim // 2])) * sin[i]
-        return rot(q, 0) @ rot(k, 1)
+        return (rot(q, 0) @ rot(k, 1)).item()
 
     assert score(p + gap, p) == pytest.approx(score(p + gap + shift, p + shift), abs=2e-3)
 

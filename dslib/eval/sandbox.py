@@ -155,14 +155,25 @@ def build_filesystem(setup: dict, request: dict) -> tuple[list[str], bool]:
     unshare(CLONE_NEWNS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     owner = f",uid={request['uid']},gid={request['uid']}" if setup["mode"] == "root" else ""
+    # An interpreter or packages under /tmp (a virtual environment in a CI checkout) would vanish under the
+    # fresh tmpfs: hold them by descriptor first and bind them back at the same paths.
+    under_tmp = [p for p in setup["python_paths"] if p.startswith("/tmp/")]
+    held = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in under_tmp}
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={request['file_bytes']},mode=0700{owner}")
+    for path, fd in held.items():
+        os.makedirs(path, exist_ok=True)
+        parts = path.split("/")
+        for i in range(3, len(parts) + 1):  # the sandbox uid must traverse the new directories (umask aside)
+            os.chmod("/".join(parts[:i]), 0o755)
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
     try:
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError as e:
         notes.append(f"fresh /proc unavailable ({e.strerror}); the host's is visible read-only")
         own_proc = False
     if setup["mode"] == "root":
-        open_up(setup["python_paths"])
+        open_up([p for p in setup["python_paths"] if p not in held])
     for path, flags in mount_points():
         if path == "/tmp":
             continue
