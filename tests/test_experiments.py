@@ -1,0 +1,345 @@
+"""The FIM ablation (DeepSeek-Coder §3.1.2, Figure 3): the grid, task fitting, the middle loss against a
+brute-force reference, the findings rule on hand-made curves, and a tiny end-to-end run that is reused,
+resumed and redone exactly when it should be."""
+
+import dataclasses
+import json
+import math
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dslib.experiments as ex
+import dslib.train
+from dslib.config import FIMConfig, ModelConfig, get_scale
+from dslib.eval.generation import encode
+from dslib.eval.humaneval import load_problems
+from dslib.eval.infilling import single_line_tasks
+from dslib.fim import fim_prompt
+from dslib.model import Transformer
+from dslib.paper import FIM_FINDINGS
+from dslib.tokenizer import encode_text, train_tokenizer
+
+# ------------------------------------------------------------------------------------------------- the grid
+
+
+def test_grid_is_the_issues_grid():
+    # Issue 9: the paper's four (FIM 0%, 50% PSM, 100% PSM, 50% MSP), 50% SPM, 50% joint PSM+SPM, and the PSM
+    # rate sweep 0.25 / 0.5 / 0.9 (Bavarian et al.); psm_0.5 serves both.
+    assert ex.FIM_GRID == {
+        "fim_0": (0.0, "psm"),
+        "psm_0.5": (0.5, "psm"),
+        "psm_1.0": (1.0, "psm"),
+        "msp_0.5": (0.5, "msp"),
+        "spm_0.5": (0.5, "spm"),
+        "joint_0.5": (0.5, {"psm": 0.5, "spm": 0.5}),
+        "psm_0.25": (0.25, "psm"),
+        "psm_0.9": (0.9, "psm"),
+    }
+    assert ex.PAPER_SETTINGS == ("fim_0", "psm_0.5", "psm_1.0", "msp_0.5")
+    assert {ex.FIM_GRID[s][0] for s in ex.RATE_SWEEP} == {0.0, 0.25, 0.5, 0.9, 1.0}
+    assert {f.key for f in FIM_FINDINGS} == set(ex.FINDING_TESTS)
+
+
+def test_settings_differ_only_in_fim_rate_mode_and_the_controls_seed():
+    scale = get_scale("smoke")
+    configs = ex.grid(scale)
+    assert list(configs) == [*ex.FIM_GRID, ex.CONTROL]
+    scales = {name: ex.run_scale(scale, fim, name) for name, fim in configs.items()}
+    for name, run in scales.items():
+        assert dataclasses.replace(run.fim, fim_rate=0.5, mode="psm") == dataclasses.replace(scale.fim)
+        assert (run.fim.fim_rate, run.fim.mode) == ex.FIM_GRID.get(name, ex.FIM_GRID["fim_0"])
+        assert run.model == scale.model and run.data == scale.data and run.tokenizer == scale.tokenizer
+        assert run.train.max_steps == scale.fim.ablation_steps
+        assert run.train.tokens_per_step == scale.train.tokens_per_step
+        assert run.train.seed == scale.train.seed + (name == ex.CONTROL)
+    with pytest.raises(ValueError, match="unknown FIM settings"):
+        ex.grid(scale, ["psm_0.7"])
+
+
+@given(steps=st.integers(1, 5000), evals=st.integers(1, 20))
+@settings(max_examples=200, deadline=None)
+def test_every_evaluation_step_gets_a_checkpoint(steps, evals):
+    fim = FIMConfig(ablation_steps=steps, ablation_evals=evals)
+    points = ex.eval_steps(fim)
+    train = ex.run_scale(get_scale("smoke"), fim).train
+    assert points[-1] == steps and points == sorted(set(points)) and len(points) <= evals
+    # train() checkpoints every checkpoint_every steps and at max_steps: each segment must end on one.
+    assert all(p % train.checkpoint_every == 0 or p == train.max_steps for p in points)
+
+
+def test_evaluation_steps_by_hand():
+    assert ex.eval_steps(FIMConfig(ablation_steps=12, ablation_evals=2)) == [6, 12]
+    assert ex.eval_steps(FIMConfig(ablation_steps=10, ablation_evals=3)) == [3, 6, 10]
+    assert ex.eval_steps(FIMConfig(ablation_steps=8000, ablation_evals=8))[:2] == [1000, 2000]
+
+
+# ------------------------------------------------------------------------------------ tasks and middle loss
+
+
+@lru_cache(maxsize=1)
+def tiny_tokenizer():
+    problems = load_problems().values()
+    return train_tokenizer((p["prompt"] + p["canonical_solution"] for p in problems), vocab_size=600)
+
+
+@lru_cache(maxsize=1)
+def tiny_model():
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    config = ModelConfig(
+        vocab_size=640,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tok.token_to_id("<｜begin▁of▁sentence｜>"),
+        eos_token_id=tok.token_to_id("<｜end▁of▁sentence｜>"),
+    )
+    return Transformer(config).eval()
+
+
+@pytest.mark.parametrize("limit", [40, 64, 100, 200, 10_000])
+def test_fit_task_cuts_prefix_left_and_suffix_right_to_the_window(limit):
+    tok = tiny_tokenizer()
+    for task in single_line_tasks()[::97]:
+        fitted = ex.fit_task(task, tok, limit)
+        middle = len(encode_text(tok, [task["middle"]])[0])
+        if fitted is None:
+            assert limit - middle - ex.PROMPT_SPECIALS - ex.TOKEN_SLACK < ex.MIN_CONTEXT
+            continue
+        assert fitted["middle"] == task["middle"] and fitted["task_id"] == task["task_id"]
+        assert task["prefix"].endswith(fitted["prefix"]) and task["suffix"].startswith(fitted["suffix"])
+        for mode in ("psm", "spm"):
+            prompt = encode(tok, fim_prompt(fitted["prefix"], fitted["suffix"], mode))
+            assert len(prompt) + middle <= limit
+        if limit == 10_000:
+            assert fitted == task  # a task that fits is left whole
+
+
+def test_middle_loss_matches_an_unbatched_reference():
+    tok, model = tiny_tokenizer(), tiny_model()
+    tasks = [ex.fit_task(t, tok, 200) for t in single_line_tasks()[:: 1033 // 7]]
+    for mode in ("psm", "spm"):
+        batched = ex.middle_losses(model, tok, tasks, mode, batch_size=3)
+        for task, loss in zip(tasks, batched, strict=True):
+            # Reference: the whole training-format string, one sequence, no padding; the log-probability
+            # of each middle token summed by hand.
+            prompt = encode(tok, fim_prompt(task["prefix"], task["suffix"], mode))
+            middle = encode_text(tok, [task["middle"]])[0]
+            with torch.no_grad():
+                logp = F.log_softmax(model(torch.tensor([prompt + middle]))[0].double(), -1)
+            nll = -sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(middle)) / len(middle)
+            assert loss == pytest.approx(nll, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------- findings on curves
+
+
+def curves(final: dict[str, dict[str, list[float]]], earlier: dict | None = None) -> dict:
+    """A results dict as fim_ablation writes it, from each setting's per-item values at its last evaluation."""
+    runs = {}
+    for name, items in final.items():
+        point = {"step": 10, **{m: float(np.mean(v)) for m, v in items.items()}, "items": items}
+        runs[name] = {"evals": [*(earlier or {}).get(name, []), point], "fim_rate": 0.5, "mode": "psm"}
+    return {"scale": "test", "settings": runs}
+
+
+def em(hits: int, n: int = 100) -> list[float]:
+    return [1.0] * hits + [0.0] * (n - hits)
+
+
+def loss(level: float, n: int = 100, spread: float = 0.01) -> list[float]:
+    return list(level + spread * np.sin(np.arange(n)))  # paired items: the same wiggle in every run
+
+
+def verdicts(results: dict) -> dict[str, str]:
+    return {f["key"]: f["verdict"] for f in ex.fim_findings(results)}
+
+
+def paper_like() -> dict[str, dict[str, list[float]]]:
+    """The paper's and Bavarian et al.'s picture: FIM helps infilling, 100% is best there and worst at
+    completion, PSM beats MSP, rates up to 90% cost no left-to-right loss, joint training works in both
+    formats, and an SPM-only model fails PSM prompts."""
+    spec = {  # setting: EM PSM, EM SPM, middle loss PSM, middle loss SPM, L2R loss
+        "fim_0": (0, 0, 5.0, 5.0, 3.000),
+        "psm_0.25": (20, 15, 3.5, 3.6, 3.001),
+        "psm_0.5": (30, 25, 3.2, 3.3, 3.002),
+        "psm_0.9": (40, 35, 3.0, 3.1, 3.003),
+        "psm_1.0": (60, 50, 2.8, 2.9, 3.300),
+        "msp_0.5": (10, 8, 4.0, 4.1, 3.002),
+        "spm_0.5": (2, 30, 4.8, 3.2, 3.002),
+        "joint_0.5": (30, 32, 3.2, 3.1, 3.002),
+        ex.CONTROL: (1, 0, 5.01, 5.01, 3.001),
+    }
+    return {
+        name: {
+            "infill_em_psm": em(e_psm),
+            "infill_em_spm": em(e_spm),
+            "middle_loss_psm": loss(m_psm),
+            "middle_loss_spm": loss(m_spm),
+            "l2r_loss": loss(l2r),
+        }
+        for name, (e_psm, e_spm, m_psm, m_spm, l2r) in spec.items()
+    }
+
+
+def test_findings_agree_with_a_paper_like_run():
+    found = ex.fim_findings(curves(paper_like()))
+    assert {f["key"]: f["verdict"] for f in found} == {f.key: ex.AGREES for f in FIM_FINDINGS}
+    basis = {f["key"]: f["basis"] for f in found}
+    assert basis["fim100_best_infilling"] == "infill_em_psm" and basis["no_l2r_cost_to_90"] == "l2r_loss"
+    assert basis["fim100_worst_completion"] == "l2r_loss"  # no HumanEval at this scale
+
+
+def test_findings_disagree_when_the_numbers_go_the_other_way():
+    run = paper_like()
+    run["psm_1.0"] = run["msp_0.5"] | {"l2r_loss": loss(2.9)}  # 100% FIM: weak infilling, the best completion
+    run["msp_0.5"] = paper_like()["psm_1.0"] | {"l2r_loss": loss(3.0)}
+    run["psm_0.9"]["l2r_loss"] = loss(3.2)  # 90% costs 6.7%, beyond the 1% tolerance
+    run["joint_0.5"]["infill_em_spm"] = em(0)  # joint training fails SPM prompts
+    run["joint_0.5"]["middle_loss_spm"] = loss(5.5)
+    run["spm_0.5"] = run["psm_0.5"] | {"infill_em_psm": em(45)}  # an SPM-only model better at PSM prompts
+    assert verdicts(curves(run)) == {f.key: ex.DISAGREES for f in FIM_FINDINGS}
+
+
+def test_exact_match_ties_fall_back_to_the_middle_loss():
+    run = paper_like()
+    for name in run:  # tiny models: nobody infills a line exactly
+        run[name]["infill_em_psm"] = run[name]["infill_em_spm"] = em(0)
+    found = {f["key"]: f for f in ex.fim_findings(curves(run))}
+    assert found["fim100_best_infilling"]["verdict"] == ex.AGREES
+    assert found["fim100_best_infilling"]["basis"] == "middle_loss_psm"
+    assert found["fim100_best_infilling"]["by_metric"] == {"infill_em_psm": ex.TOO_SMALL, "middle_loss_psm": ex.AGREES}
+    assert found["joint_transfer"]["basis"] == "middle_loss"
+
+
+def test_everything_is_too_small_to_tell_without_a_fim_effect():
+    run = paper_like()
+    for name in run:  # every model alike, up to noise
+        run[name] = {m: (em(1) if m.startswith("infill") else loss(4.0)) for m in run[name]}
+    run["psm_1.0"]["middle_loss_psm"] = loss(3.0)  # a difference alone does not make a finding
+    found = ex.fim_findings(curves(run))
+    assert all(f["verdict"] == ex.TOO_SMALL for f in found)
+    assert all("no clear FIM effect" in f["evidence"] for f in found)
+
+
+def test_differences_within_noise_are_too_small_to_tell():
+    # Sampling noise: 3 vs 1 hits out of 100 tasks is below two paired standard errors.
+    c = ex.compare(em(3), em(1), "infill_em_psm")
+    assert c["sign"] == 0 and c["se"] == pytest.approx(np.std([1.0] * 2 + [0.0] * 98, ddof=1) / 10)
+    assert ex.compare(em(30), em(1), "infill_em_psm")["sign"] == 1
+    # The floor: a loss 0.5% lower is never clear, however small its standard error.
+    assert ex.compare(loss(2.985, spread=0), loss(3.0, spread=0), "l2r_loss")["sign"] == 0
+    assert ex.compare(loss(2.9, spread=0), loss(3.0, spread=0), "l2r_loss")["sign"] == 1
+    # The same 0.1 gain with item-to-item noise of ±2 nats is within two standard errors (0.28).
+    assert ex.compare(loss(2.9, spread=2), loss(3.0, spread=0), "l2r_loss")["sign"] == 0
+    # The seed gap: a gain no larger than the distance between two seeds of FIM 0% is too small to tell.
+    run = paper_like()
+    run[ex.CONTROL]["middle_loss_psm"] = loss(3.5)  # reseeding alone moved the middle loss by 1.5 nats
+    for name in run:
+        run[name]["infill_em_psm"] = em(0)
+    found = {f["key"]: f for f in ex.fim_findings(curves(run))}
+    assert ex.seed_gap(curves(run), "middle_loss_psm") == pytest.approx(1.5)
+    assert found["psm50_beats_msp50"]["by_metric"]["middle_loss_psm"] == ex.TOO_SMALL  # 0.8 < 1.5
+
+
+def test_no_cost_needs_a_clear_bound_and_missing_runs_are_not_run():
+    run = paper_like()
+    run["psm_0.9"]["l2r_loss"] = loss(3.02, spread=0.5)  # +0.7% on average, but too noisy to bound below 1%
+    assert verdicts(curves(run))["no_l2r_cost_to_90"] == ex.TOO_SMALL
+    partial = {k: v for k, v in paper_like().items() if k in ("fim_0", "psm_0.5")}
+    found = {f["key"]: f for f in ex.fim_findings(curves(partial))}
+    assert found["psm50_beats_msp50"]["verdict"] == ex.NOT_RUN and "msp_0.5" in found["psm50_beats_msp50"]["evidence"]
+
+
+def test_tables_rows_and_figure(tmp_path):
+    earlier = {name: [{"step": 5, "infill_em_psm": 0.0, "l2r_loss": 4.0}] for name in paper_like()}
+    results = curves(paper_like(), earlier)
+    table = {row["setting"]: row for row in ex.final_table(results)}
+    assert table["psm_1.0"]["infill_em_psm"] == 0.6 and table["psm_1.0"]["step"] == 10
+    rows = ex.result_rows(results, ex.fim_findings(results))
+    assert len(rows) == 3 * len(ex.FIM_GRID) + len(FIM_FINDINGS)  # the seed control is not a result
+    assert all({"metric", "ours", "paper", "source", "note"} <= row.keys() for row in rows)
+    fig = ex.plot_fim_ablation(results, tmp_path / "fim.png")
+    assert (tmp_path / "fim.png").stat().st_size > 10_000
+    assert len(fig.axes[0].lines) == len(results["settings"])
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+
+TINY = {
+    "fim.ablation_steps": 4,
+    "fim.ablation_evals": 2,
+    "fim.ablation_tasks": 4,
+    "fim.ablation_heldout_sequences": 8,
+    "fim.ablation_humaneval": True,
+    "eval.humaneval_limit": 2,
+}
+
+
+@pytest.mark.slow
+def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
+    scale = get_scale("smoke", TINY)
+    path = ex.fim_ablation(scale, ["fim_0", "psm_0.5"], tmp_path / "full", progress=False)
+    results = ex.load_results(path)
+    assert results["eval_steps"] == [2, 4] and results["tasks"] + results["skipped_tasks"] == 4
+    for name in ("fim_0", "psm_0.5"):
+        run = results["settings"][name]
+        assert [e["step"] for e in run["evals"]] == [2, 4]
+        assert all(math.isfinite(e[m]) for e in run["evals"] for m in ex.METRICS)
+        assert len(run["evals"][-1]["items"]["l2r_loss"]) == 8
+        assert (tmp_path / "full" / name / "hf" / "config.json").exists()
+        assert not (tmp_path / "full" / name / "checkpoints").exists()
+    assert results["streams"]["fim_0"]["document_rate"] == 0 < results["streams"]["psm_0.5"]["document_rate"]
+
+    # Reuse: a finished run is neither retrained nor re-evaluated.
+    stamps = {n: (tmp_path / "full" / n / ex.RUN_FILE).stat().st_mtime_ns for n in ("fim_0", "psm_0.5")}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(dslib.train, "train", no_training)
+    assert ex.load_results(ex.fim_ablation(scale, ["fim_0", "psm_0.5"], tmp_path / "full", progress=False)) == results
+    assert stamps == {n: (tmp_path / "full" / n / ex.RUN_FILE).stat().st_mtime_ns for n in stamps}
+    monkeypatch.undo()
+
+    # Resume: a run killed part-way between its evaluations continues from its last checkpoint (step 2,
+    # where it was evaluated), not from scratch, and reaches the same numbers as the uninterrupted run.
+    train = dslib.train.train
+
+    def killed_at_step_3(run):
+        if run.stop_after == 4:
+            train(dataclasses.replace(run, stop_after=3))  # step 3 ran; no checkpoint is written there
+            raise KeyboardInterrupt
+        return train(run)
+
+    monkeypatch.setattr(dslib.train, "train", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        ex.fim_ablation(scale, ["psm_0.5"], tmp_path / "cut", progress=False)
+    assert [e["step"] for e in json.loads((tmp_path / "cut" / "psm_0.5" / ex.RUN_FILE).read_text())["evals"]] == [2]
+    resumed = []
+
+    def spy(run):
+        result = train(run)
+        resumed.append(result.resumed_from)
+        return result
+
+    monkeypatch.setattr(dslib.train, "train", spy)
+    resumed_run = ex.load_results(ex.fim_ablation(scale, ["psm_0.5"], tmp_path / "cut", progress=False))
+    assert resumed == [2]
+    for a, b in zip(resumed_run["settings"]["psm_0.5"]["evals"], results["settings"]["psm_0.5"]["evals"], strict=True):
+        assert {m: a[m] for m in ex.METRICS} == pytest.approx({m: b[m] for m in ex.METRICS}, rel=1e-5)
+    monkeypatch.undo()
+
+    # Redo: another evaluation config invalidates the finished run.
+    other = get_scale("smoke", {**TINY, "fim.ablation_heldout_sequences": 4})
+    redone = ex.load_results(ex.fim_ablation(other, ["fim_0"], tmp_path / "full", progress=False))
+    assert len(redone["settings"]["fim_0"]["evals"][-1]["items"]["l2r_loss"]) == 4
