@@ -108,7 +108,7 @@ MIN_CONTEXT = 8  # a task whose middle leaves fewer tokens than this for prefix 
 
 
 def grid(scale: Scale | str | None = None, settings: Iterable[str] | None = None) -> dict[str, FIMConfig]:
-    """Each setting's :class:`FIMConfig`: the scale's, with the setting's ``fim_rate`` and ``mode``.
+    """Each setting's :class:`FIMConfig`: the scale's (``level`` included), with the setting's ``fim_rate``, ``mode``.
 
     ``settings`` defaults to all of :data:`FIM_GRID` and the seed :data:`CONTROL`.
     """
@@ -367,6 +367,16 @@ def stream_summary(scale: Scale, fim: FIMConfig, tok, setting: str | None = None
     scale = run_scale(scale, fim, setting)
     data = packed_dataset(scale, "train", fim, rank=0, world_size=1)
     stats = stream_statistics(data, tok=tok)
+    if data.context_fim is not None:  # FIM per training sequence: the stream itself holds none
+        return {
+            "fragment_rate": stats["fragment_rate"],
+            "sequence_rate": stats["sequence_rate"],
+            "sentinel_sequence_rate": stats["sentinel_sequence_rate"],
+            "whole_fim_documents": stats["whole_fim_documents"],
+            "share_of_stream_trained_on": min(
+                1.0, scale.train.max_steps * scale.train.global_batch_size / data.num_sequences
+            ),
+        }
     documents = np.load(data.path / DOCUMENTS_FILE)
     start, length, code = documents[:, 0], documents[:, 1], documents[:, 2]
     whole = (code > 0) & (start // data.seq_len == (start + length - 1) // data.seq_len)

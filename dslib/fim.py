@@ -21,6 +21,9 @@ suffix and rearranged; otherwise it is left unchanged. The formats, in DeepSeek-
 The end-of-sentence token closes every document, transformed or not; the packer (:mod:`dslib.packing`)
 appends it, so :func:`apply_fim` returns an untouched document unchanged.
 
+:class:`ContextFIM` is the context-level variant (Bavarian et al. 2022, SantaCoder): the same draws and
+layouts, applied to each document fragment of a packed training sequence instead of to whole documents.
+
 Text is the readable view. Training data goes through :func:`encode_fim`, which encodes each piece with
 special-token matching off (:func:`dslib.tokenizer.encode_text`) and inserts sentinel ids itself, so a
 file that contains the literal text ``<｜fim▁hole｜>`` can never forge FIM structure.
@@ -40,7 +43,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from dslib.config import FIM_MODES, FIMConfig
-from dslib.tokenizer import EOS, FIM_BEGIN, FIM_END, FIM_HOLE, encode_text
+from dslib.tokenizer import BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, encode_text
 
 Mode = str | Mapping[str, float]
 Seq = TypeVar("Seq", str, list[int])
@@ -310,23 +313,79 @@ def encode_fim(
             for t, r in zip(texts, rngs, strict=True)
         ]
         layouts = [[t] if s is None else arrange(t, s) for t, s in zip(texts, splits, strict=True)]
-        pieces = [p for layout in layouts for p in layout if isinstance(p, str) and p]
-        encoded_pieces = iter(encode_text(tok, pieces))  # empty pieces were left out: they encode to nothing
-        layouts = [
-            [p if isinstance(p, Sentinel) else next(encoded_pieces) if p else [] for p in lay] for lay in layouts
-        ]
     else:
         raise ValueError(f"granularity={granularity!r} is not valid; choose 'char' or 'token'")
+    return _layout_ids(layouts, tok, ids), splits
+
+
+def _layout_ids(layouts: Sequence[Sequence], tok: Tokenizer, ids: Mapping) -> list[list[int]]:
+    """Each layout as ids: text pieces encoded one by one (special-token matching off), id pieces kept as they
+    are, and :class:`Sentinel` markers replaced by their ids from ``ids`` (:func:`sentinel_ids`)."""
+    texts = [p for layout in layouts for p in layout if isinstance(p, str) and p]
+    encoded = iter(encode_text(tok, texts) if texts else [])  # empty pieces were left out: they encode to nothing
     out = []
     for layout in layouts:
         doc: list[int] = []
         for piece in layout:
             if isinstance(piece, Sentinel):
                 doc.append(ids[piece])
+            elif isinstance(piece, str):
+                doc.extend(next(encoded) if piece else [])
             else:
                 doc.extend(piece)
         out.append(doc)
-    return out, splits
+    return out
+
+
+class ContextFIM:
+    """Context-level FIM (Bavarian et al. 2022; SantaCoder §5): FIM on each document fragment of a training context.
+
+    A training sequence of the packed stream (built without FIM) is cut at its BOS and EOS tokens into fragments,
+    which stay in place, as do BOS and EOS. Each fragment of at least :attr:`MIN_FRAGMENT` tokens is transformed
+    with probability ``fim.fim_rate`` in ``fim.mode``, the draws made in fragment order from the one generator
+    passed in. ``granularity="token"`` splits the fragment's ids between tokens and rearranges them, exactly.
+    ``granularity="char"`` (SantaCoder's character level) decodes the fragment, splits its characters and
+    encodes each piece with :func:`dslib.tokenizer.encode_text`, so sentinel text in a file stays text; a
+    fragment whose bytes do not decode to whole characters (a window edge through a multi-byte character) is
+    split at token level instead, as decoding it would lose bytes. The sentinels lengthen the sequence;
+    :class:`dslib.packing.PackedDataset` cuts it back to its length, as Bavarian et al. and SantaCoder do.
+    """
+
+    MIN_FRAGMENT = 3  # fewer tokens leave no room for a prefix, middle and suffix
+
+    def __init__(self, tok: Tokenizer, fim: FIMConfig, sentinels: Sentinels = DEEPSEEK):
+        self.tok, self.fim = tok, fim
+        self.ids = sentinel_ids(tok, sentinels)
+        self.boundaries = [i for i in (tok.token_to_id(BOS), self.ids["eos"]) if i is not None]
+        mode_mix(fim.mode)  # a bad mode fails here, not in a DataLoader worker
+
+    def fragments(self, ids: np.ndarray) -> list[tuple[int, int]]:
+        """The ``(start, end)`` of each maximal run of ``ids`` without BOS or EOS, in order."""
+        cut = np.flatnonzero(np.isin(ids, self.boundaries))
+        starts, ends = np.concatenate(([0], cut + 1)), np.concatenate((cut, [len(ids)]))
+        return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b > a]
+
+    def __call__(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[list[int], list[FIMSplit | None]]:
+        """``ids`` with FIM applied to its fragments (not cut back), and each fragment's split (``None``: as is;
+        cuts in characters, or in tokens where the fragment was split at token level)."""
+        fim, ids = self.fim, np.asarray(ids)
+        layouts: list[list] = []
+        splits: list[FIMSplit | None] = []
+        end = 0
+        for a, b in self.fragments(ids):
+            layouts.append([ids[end:a].tolist()])  # the BOS/EOS tokens before this fragment
+            fragment, end = ids[a:b].tolist(), b
+            split = None
+            if len(fragment) >= self.MIN_FRAGMENT:
+                unit: str | list[int] = fragment
+                if fim.granularity == "char":
+                    text = self.tok.decode(fragment, skip_special_tokens=False)
+                    unit = fragment if "\ufffd" in text else text
+                split = draw_split(len(unit), rng, fim.fim_rate, fim.mode, fim.msp_noise_density, fim.msp_mean_span)
+            splits.append(split)
+            layouts.append([fragment] if split is None else arrange(unit, split))
+        layouts.append([ids[end:].tolist()])
+        return [i for doc in _layout_ids(layouts, self.tok, self.ids) for i in doc], splits
 
 
 def tokens_html(ids: Sequence[int], tok: Tokenizer, highlight: Sequence[int] = ()) -> str:

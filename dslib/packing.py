@@ -7,6 +7,12 @@ each transformed by :func:`dslib.fim.encode_fim` with a generator seeded by ``(s
 token file. BOS comes first because the released tokenizer (``add_bos_token``) and so every inference prompt
 starts with it; a model that never saw BOS in training would meet an untrained embedding at position 0.
 
+With ``FIMConfig.level="context"`` (Bavarian et al. 2022, SantaCoder) the stream is built without FIM and
+FIM applies to each training sequence as it is read: :class:`dslib.fim.ContextFIM` transforms each document
+fragment between its BOS/EOS tokens with probability ``fim_rate``, drawing from a generator seeded by
+``(seed, epoch, sequence index)``, and the result is cut back to ``seq_len + 1`` tokens (the sentinels
+lengthen it), so the sequences stay the same for any ranks × workers split and on resume.
+
 A training sequence is ``seq_len + 1`` consecutive tokens starting at a multiple of ``seq_len`` (neighbours
 share one token, as in Megatron's GPTDataset): fed ``x[:-1]`` to predict ``x[1:]``, the model sees every
 token of the stream as a label exactly once per epoch. The last ``< seq_len`` tokens that fill no sequence
@@ -40,7 +46,7 @@ from tqdm import tqdm
 
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
-from dslib.fim import DEEPSEEK, FIMSplit, Sentinels, encode_fim
+from dslib.fim import DEEPSEEK, ContextFIM, FIMSplit, Sentinel, Sentinels, encode_fim
 from dslib.tokenizer import BOS
 
 TOKENS_FILE = "tokens.bin"
@@ -50,8 +56,8 @@ MODE_CODES = {None: 0, **{mode: i + 1 for i, mode in enumerate(FIM_MODES)}}
 NO_FIM = FIMConfig(fim_rate=0.0)
 
 
-def _fim_fields(fim: FIMConfig) -> dict:
-    # The fields that shape the data; the ablation's step counts do not.
+def fim_data_fields(fim: FIMConfig) -> dict:
+    """The fields of ``fim`` that shape the training data; the ablation's (``ablation_*``) do not."""
     return {k: v for k, v in dataclasses.asdict(fim).items() if not k.startswith("ablation")}
 
 
@@ -137,7 +143,7 @@ def stream_label(split: str, fim: FIMConfig) -> str:
     """A readable folder name for a split's stream under a FIM setting, e.g. ``train_psm_fim0.5_1a2b3c4d``."""
     modes = fim.mode if isinstance(fim.mode, dict) else {fim.mode: 1.0}
     mode = "+".join(f"{m}{w:g}" if len(modes) > 1 else m for m, w in sorted(modes.items()))
-    return f"{split}_{mode}_fim{fim.fim_rate:g}_{fingerprint(_fim_fields(fim))[:8]}"
+    return f"{split}_{mode}_fim{fim.fim_rate:g}_{fingerprint(fim_data_fields(fim))[:8]}"
 
 
 def _dist() -> tuple[int, int, bool]:
@@ -151,10 +157,13 @@ def ensure_stream(
 ) -> Path:
     """The folder of the scale's packed stream for ``split`` and ``fim`` (default: the scale's), built when missing.
 
+    At ``fim.level="context"`` that is the stream without FIM (:data:`NO_FIM`); :func:`packed_dataset` adds FIM.
+
     Under ``torchrun`` with a process group, rank 0 builds while the others wait at a barrier.
     """
     scale = resolve(scale)
     fim = scale.fim if fim is None else fim
+    fim = NO_FIM if fim.level == "context" else fim  # context-level FIM is applied as sequences are read
     seed = scale.train.seed if seed is None else seed
     rank, _, distributed = _dist()
 
@@ -166,7 +175,7 @@ def ensure_stream(
         tok = ensure_tokenizer(scale)
         config = {
             "split": split,
-            "fim": _fim_fields(fim),
+            "fim": fim_data_fields(fim),
             "seed": seed,
             "corpus": corpus._fingerprint,
             "tokenizer": fingerprint(tok.to_str()),
@@ -198,6 +207,7 @@ class PackedDataset(IterableDataset):
 
     ``tokens`` is a 1-D id array or a folder written by :func:`build_stream`. ``epochs=None`` never ends (the
     training loop stops at its step budget); with a number the stream ends after that many epochs.
+    ``context_fim`` applies context-level FIM to each sequence (see the module docstring).
     """
 
     def __init__(
@@ -210,6 +220,7 @@ class PackedDataset(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         epochs: int | None = None,
+        context_fim: ContextFIM | None = None,
     ):
         super().__init__()
         if isinstance(tokens, (str, Path)):
@@ -232,6 +243,7 @@ class PackedDataset(IterableDataset):
             raise ValueError(f"epochs={epochs} must be positive (or None for an endless stream)")
         self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.rank, self.world_size, self.epochs = rank, world_size, epochs
+        self.context_fim = context_fim
         self.num_sequences = (self.num_tokens - 1) // seq_len
         if self.num_sequences == 0:
             raise ValueError(f"a stream of {self.num_tokens} tokens holds no sequence of seq_len + 1 = {seq_len + 1}")
@@ -258,10 +270,20 @@ class PackedDataset(IterableDataset):
         """The sequence ids in the order epoch ``epoch`` visits them."""
         return np.random.default_rng((self.seed, epoch)).permutation(self.num_sequences)
 
-    def sequence(self, index: int) -> torch.Tensor:
-        """Sequence ``index`` of the stream: tokens ``[index·seq_len, (index+1)·seq_len]``."""
+    def sequence(self, index: int, epoch: int = 0) -> torch.Tensor:
+        """Sequence ``index`` of the stream: tokens ``[index·seq_len, (index+1)·seq_len]``, with context-level FIM
+        drawn for ``epoch`` when the dataset has it."""
+        return torch.from_numpy(self.fim_sequence(index, epoch)[0])
+
+    def fim_sequence(self, index: int, epoch: int = 0) -> tuple[np.ndarray, list[FIMSplit | None]]:
+        """Sequence ``index``'s ids in ``epoch`` and the FIM split of each of its document fragments (none
+        without context-level FIM): the draws come from a generator seeded by ``(seed, epoch, index)``."""
         start = index * self.seq_len
-        return torch.from_numpy(self.tokens()[start : start + self.seq_len + 1].astype(np.int64))
+        ids = self.tokens()[start : start + self.seq_len + 1].astype(np.int64)
+        if self.context_fim is None:
+            return ids, []
+        transformed, splits = self.context_fim(ids, np.random.default_rng((self.seed, epoch, index)))
+        return np.asarray(transformed[: self.seq_len + 1], dtype=np.int64), splits
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         info = get_worker_info()
@@ -278,7 +300,7 @@ class PackedDataset(IterableDataset):
                 if g // self.num_sequences != epoch:
                     epoch = g // self.num_sequences
                     order = self.order(epoch)
-                sequence = self.sequence(int(order[g % self.num_sequences]))
+                sequence = self.sequence(int(order[g % self.num_sequences]), epoch)
                 self._consumed = item + 1
                 yield sequence
             batch += workers
@@ -353,13 +375,21 @@ def packed_dataset(
 ) -> PackedDataset:
     """The scale's packed ``split`` with ``fim`` (default ``scale.fim``), built when missing.
 
+    At ``fim.level="context"`` the sequences come from the stream without FIM and get FIM as they are read.
+
     Defaults: ``seq_len`` and ``batch_size`` (the micro-batch) and ``seed`` from ``scale.train``; ``rank`` and
     ``world_size`` from the process group (or ``$RANK``/``$WORLD_SIZE``). For held-out left-to-right loss,
     pass ``fim=dslib.packing.NO_FIM`` and ``epochs=1``.
     """
     scale = resolve(scale)
+    fim = scale.fim if fim is None else fim
     seed = scale.train.seed if seed is None else seed
     dist_rank, dist_world, _ = _dist()
+    context_fim = None
+    if fim.level == "context":
+        from dslib.tokenizer import ensure_tokenizer
+
+        context_fim = ContextFIM(ensure_tokenizer(scale), fim)
     return PackedDataset.from_dir(
         ensure_stream(scale, split, fim, seed),
         scale.train.seq_len if seq_len is None else seq_len,
@@ -368,14 +398,52 @@ def packed_dataset(
         rank=dist_rank if rank is None else rank,
         world_size=dist_world if world_size is None else world_size,
         epochs=epochs,
+        context_fim=context_fim,
     )
 
 
-def stream_statistics(dataset: PackedDataset, sentinels: Sentinels = DEEPSEEK, tok: Tokenizer | None = None) -> dict:
+def context_statistics(dataset: PackedDataset, max_sequences: int | None = 4096) -> dict:
+    """Context-level FIM as epoch 0 delivers it, over up to ``max_sequences`` evenly spaced sequences: the share
+    of fragments long enough to split that were transformed, of sequences whose labels hold a middle sentinel
+    (``sequence_rate``) or any sentinel, and the transformed fragments that are whole documents (BOS … EOS)."""
+    cf = dataset.context_fim
+    if cf is None:
+        raise ValueError("context_statistics needs a dataset with context-level FIM")
+    n = dataset.num_sequences if max_sequences is None else min(max_sequences, dataset.num_sequences)
+    mid, sentinels = cf.ids[Sentinel.MID], [cf.ids[s] for s in Sentinel]
+    fragments = transformed = holding_mid = holding_any = whole = 0
+    for index in tqdm(np.linspace(0, dataset.num_sequences - 1, n).round().astype(int), desc="context FIM", unit="seq"):
+        raw = dataset.tokens()[index * dataset.seq_len : (index + 1) * dataset.seq_len + 1]
+        ids, splits = dataset.fim_sequence(int(index))
+        for (a, b), split in zip(cf.fragments(raw), splits, strict=True):
+            fragments += b - a >= cf.MIN_FRAGMENT
+            transformed += split is not None
+            whole += split is not None and a > 0 and b < len(raw)  # BOS before it and EOS after: a whole document
+        holding_mid += bool(np.isin(ids[1:], mid).any())
+        holding_any += bool(np.isin(ids[1:], sentinels).any())
+    return {
+        "fragments": fragments,
+        "fim_fragments": transformed,
+        "fragment_rate": transformed / max(fragments, 1),
+        "sequences": int(n),
+        "sequence_rate": holding_mid / n,
+        "sentinel_sequence_rate": holding_any / n,
+        "whole_fim_documents": whole,
+    }
+
+
+def stream_statistics(
+    dataset: PackedDataset,
+    sentinels: Sentinels = DEEPSEEK,
+    tok: Tokenizer | None = None,
+    max_sequences: int | None = 4096,
+) -> dict:
     """FIM rates of a packed stream built by :func:`build_stream`: per document, per token and per sequence.
 
     The per-sequence rate (sequences holding a FIM middle sentinel) is what document-level FIM delivers at
     the context level; Bavarian et al. explain its gap to ``fim_rate`` by long documents spanning contexts.
+    With context-level FIM the stream itself has none, and :func:`context_statistics` (over up to
+    ``max_sequences`` sequences) gives the fragment and sequence rates.
     """
     if dataset.path is None:
         raise ValueError("stream_statistics needs a dataset read from a build_stream folder")
@@ -389,7 +457,9 @@ def stream_statistics(dataset: PackedDataset, sentinels: Sentinels = DEEPSEEK, t
         "token_rate": counts["fim_tokens"] / max(counts["tokens"], 1),
         **{f"{m}_documents": int((documents[:, 2] == c).sum()) for m, c in MODE_CODES.items() if m},
     }
-    if tok is not None:
+    if dataset.context_fim is not None:
+        stats.update(context_statistics(dataset, max_sequences))
+    elif tok is not None:
         mid = tok.token_to_id(sentinels.mid)
         used = dataset.num_sequences * dataset.seq_len + 1
         positions = np.flatnonzero(dataset.tokens()[:used] == mid)

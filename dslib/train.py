@@ -269,13 +269,15 @@ def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor
 
 def run_fingerprint(run: TrainRun) -> str:
     """What makes two runs' checkpoints interchangeable: model, data, FIM and the optimisation numbers."""
+    from dslib.packing import fim_data_fields
+
     scale = run.stage_scale
     # Fields that change how a run is carried out or logged, not what it computes.
     bookkeeping = {"checkpoint_every", "keep_last", "eval_every", "log_every", "max_bad_steps", "num_workers"}
     bookkeeping |= {"compile", "activation_checkpointing", "distributed"}
     train = {k: v for k, v in scale.train.__dict__.items() if k not in bookkeeping}
     model = {k: v for k, v in scale.model.__dict__.items() if k != "attn_implementation"}
-    return fingerprint([scale.data, scale.tokenizer, scale.fim, model, train, run.stage, run.data])
+    return fingerprint([scale.data, scale.tokenizer, fim_data_fields(scale.fim), model, train, run.stage, run.data])
 
 
 def accumulation_steps(config: TrainConfig, world: int) -> int:

@@ -298,7 +298,8 @@ def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
         assert len(run["evals"][-1]["items"]["l2r_loss"]) == 8
         assert (tmp_path / "full" / name / "hf" / "config.json").exists()
         assert not (tmp_path / "full" / name / "checkpoints").exists()
-    assert results["streams"]["fim_0"]["document_rate"] == 0 < results["streams"]["psm_0.5"]["document_rate"]
+    rate = "fragment_rate" if scale.fim.level == "context" else "document_rate"
+    assert results["streams"]["fim_0"][rate] == 0 < results["streams"]["psm_0.5"][rate]
 
     # Reuse: a finished run is neither retrained nor re-evaluated.
     stamps = {n: (tmp_path / "full" / n / ex.RUN_FILE).stat().st_mtime_ns for n in ("fim_0", "psm_0.5")}

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from dslib.artifacts import write_manifest
-from dslib.config import FIMConfig
-from dslib.fim import recover_document
-from dslib.packing import NO_FIM, PackedDataset, build_stream, stream_statistics
-from dslib.tokenizer import ADDED_TOKENS, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, train_tokenizer
+from dslib.config import ConfigError, FIMConfig
+from dslib.fim import ContextFIM, Sentinel, recover_document
+from dslib.packing import NO_FIM, PackedDataset, build_stream, fim_data_fields, stream_statistics
+from dslib.tokenizer import ADDED_TOKENS, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, encode_text, train_tokenizer
 
 SEQ_LEN = 32
 
@@ -208,3 +208,129 @@ def test_packed_dataset_builds_the_scale_stream_once():
     sentinels = {tok.token_to_id(t) for t in (FIM_BEGIN, FIM_HOLE, FIM_END)}
     assert not sentinels & set(np.unique(ds.tokens()).tolist())
     assert len(list(ds)) == ds.num_sequences // 2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Context-level FIM (Bavarian et al. 2022; SantaCoder): FIM on each document fragment of a training sequence
+
+
+def _context(tmp_path: Path, fim: FIMConfig, **kwargs) -> PackedDataset:
+    directory = tmp_path if (tmp_path / "tokens.bin").exists() else _build(tmp_path, NO_FIM)
+    return PackedDataset(directory, SEQ_LEN, context_fim=ContextFIM(tokenizer(), fim), **kwargs)
+
+
+def _raw(ds: PackedDataset, index: int) -> np.ndarray:
+    return np.asarray(ds.tokens()[index * SEQ_LEN : (index + 1) * SEQ_LEN + 1], dtype=np.int64)
+
+
+def _undo(piece: list[int], ids: dict) -> list[list[int]]:
+    """The original order of a transformed fragment's parts, parsed on ids: c0 m1 c1 … mk ck."""
+    pre, suf, mid = ids[Sentinel.PRE], ids[Sentinel.SUF], ids[Sentinel.MID]
+    assert piece[0] == pre and piece.count(pre) == 1 and piece.count(mid) == 1
+    head, tail = piece[1 : piece.index(mid)], piece[piece.index(mid) + 1 :]
+
+    def parts(seq):
+        out = [[]]
+        for i in seq:
+            out.append([]) if i == suf else out[-1].append(i)
+        return out
+
+    kept, masked = parts(head), parts(tail)
+    assert len(kept) == len(masked) + 1
+    return [p for c, m in zip(kept, masked, strict=False) for p in (c, m)] + [kept[-1]]
+
+
+@pytest.mark.parametrize("granularity", ["token", "char"])
+@pytest.mark.parametrize("mode", ["psm", "spm", "msp"])
+def test_context_fim_at_rate_one_transforms_every_fragment_and_undoes_exactly(tmp_path, granularity, mode):
+    fim = FIMConfig(fim_rate=1.0, mode=mode, granularity=granularity, level="context")
+    ds = _context(tmp_path, fim, seed=2)
+    cf, tok = ds.context_fim, tokenizer()
+    boundaries = set(cf.boundaries)
+    for index in range(ds.num_sequences):
+        raw = _raw(ds, index)
+        ids, splits = ds.fim_sequence(index, epoch=1)
+        full, again = cf(raw, np.random.default_rng((2, 1, index)))
+        assert ids.tolist() == full[: SEQ_LEN + 1] and again == splits  # the sequence is the cut-back transform
+        fragments = cf.fragments(raw)
+        splittable = [b - a >= cf.MIN_FRAGMENT for a, b in fragments]
+        assert [s is not None for s in splits] == splittable
+        if not any(splittable):
+            assert ids.tolist() == raw.tolist()
+            continue
+        assert cf.ids[Sentinel.PRE] in ids.tolist()
+        # BOS/EOS stay where they were relative to the fragments; each fragment comes back from its layout.
+        cut = [k for k, i in enumerate(full) if i in boundaries]
+        assert [full[k] for k in cut] == [int(i) for i in raw if i in boundaries]
+        out = [(a, b) for a, b in zip([0, *(k + 1 for k in cut)], [*cut, len(full)], strict=True) if b > a]
+        assert len(out) == len(fragments)
+        for (a, b), (c, d), split in zip(fragments, out, splits, strict=True):
+            original, piece = raw[a:b].tolist(), full[c:d]
+            if split is None:
+                assert piece == original
+                continue
+            restored = _undo(piece, cf.ids)
+            if granularity == "token" or "\ufffd" in tok.decode(original, skip_special_tokens=False):
+                assert sum(restored, []) == original
+            else:  # character level: the pieces were re-encoded, the text is the fragment's
+                text = "".join(tok.decode(p, skip_special_tokens=False) for p in restored)
+                assert text == tok.decode(original, skip_special_tokens=False)
+
+
+@pytest.mark.parametrize("mode", ["psm", "msp"])
+def test_context_fim_never_forges_sentinels_from_literal_text(mode):
+    tok = tokenizer()
+    literal = corpus()[-2]
+    cf = ContextFIM(tok, FIMConfig(fim_rate=1.0, mode=mode, level="context"))
+    raw = np.array([tok.token_to_id(BOS), *encode_text(tok, [literal])[0], tok.token_to_id(EOS)])
+    assert not set(raw.tolist()) & {cf.ids[s] for s in Sentinel}
+    for seed in range(20):
+        full, [split] = cf(raw, np.random.default_rng(seed))
+        assert split is not None and full[0] == raw[0] and full[-1] == raw[-1]
+        restored = _undo(full[1:-1], cf.ids)  # exactly one begin and one end sentinel: the inserted ones
+        assert "".join(tok.decode(p, skip_special_tokens=False) for p in restored) == literal
+        assert sum(i == cf.ids[Sentinel.SUF] for i in full) == len(split.cuts) - 1  # k spans: 2k - 1 holes
+
+
+def test_context_fim_rate_is_binomial(tmp_path):
+    ds = _context(tmp_path, FIMConfig(fim_rate=0.5, mode={"psm": 1, "spm": 1}, level="context"))
+    trials = hits = 0
+    for epoch in range(3):
+        for index in range(ds.num_sequences):
+            raw = _raw(ds, index)
+            _, splits = ds.fim_sequence(index, epoch)
+            eligible = [b - a >= ds.context_fim.MIN_FRAGMENT for a, b in ds.context_fim.fragments(raw)]
+            trials += sum(eligible)
+            hits += sum(s is not None for s, e in zip(splits, eligible, strict=True) if e)
+            assert all(s is None for s, e in zip(splits, eligible, strict=True) if not e)
+    assert trials > 500
+    assert abs(hits / trials - 0.5) <= 4 * np.sqrt(0.25 / trials)
+    assert stream_statistics(ds)["fim_documents"] == 0  # the stream itself holds no FIM
+
+
+def test_context_fim_is_the_same_for_any_split_and_resumes_exactly(tmp_path):
+    fim = FIMConfig(fim_rate=0.5, level="context")
+    ds = _context(tmp_path, fim, seed=5)
+    reference = list(PackedDataset(ds.tokens(), SEQ_LEN, seed=5, epochs=2, context_fim=ds.context_fim))
+    assert any(not torch.equal(ds.sequence(i, 0), ds.sequence(i, 1)) for i in range(ds.num_sequences))  # fresh draws
+    sharded = Counter()
+    for rank in range(2):
+        batches = list(_context(tmp_path, fim, seed=5, batch_size=4, rank=rank, world_size=2, epochs=2).loader(2))
+        single = list(_context(tmp_path, fim, seed=5, batch_size=4, rank=rank, world_size=2, epochs=2).loader(0))
+        assert all(torch.equal(a, b) for a, b in zip(batches, single, strict=True))
+        sharded.update(tuple(s.tolist()) for b in batches for s in b)
+    assert sharded == Counter(tuple(s.tolist()) for s in reference)
+    loader = _context(tmp_path, fim, seed=5, batch_size=4).loader(2)
+    first = [b for _, b in zip(range(ds.num_sequences // 4 + 2), loader, strict=False)]  # into epoch 1
+    resumed = _context(tmp_path, fim, seed=5, batch_size=4, epochs=2).loader(2)
+    resumed.load_state_dict(json.loads(json.dumps(loader.state_dict())))
+    seen = [s for b in first for s in b] + [s for b in resumed for s in b]
+    assert len(seen) == len(reference) and all(torch.equal(a, b) for a, b in zip(seen, reference, strict=True))
+
+
+def test_fim_level_and_data_fields():
+    with pytest.raises(ConfigError, match="document, context"):
+        FIMConfig(level="sequence")
+    fields = fim_data_fields(FIMConfig(level="context"))
+    assert fields["level"] == "context" and not any(k.startswith("ablation") for k in fields)
+    assert fim_data_fields(FIMConfig(ablation_steps=3)) == fim_data_fields(FIMConfig())
