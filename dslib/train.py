@@ -273,7 +273,7 @@ def run_fingerprint(run: TrainRun) -> str:
 
     scale = run.stage_scale
     # Fields that change how a run is carried out or logged, not what it computes.
-    bookkeeping = {"checkpoint_every", "keep_last", "eval_every", "log_every", "max_bad_steps", "num_workers"}
+    bookkeeping = {"checkpoint_every", "keep_last", "log_every", "max_bad_steps", "num_workers"}
     bookkeeping |= {"compile", "activation_checkpointing", "distributed"}
     train = {k: v for k, v in scale.train.__dict__.items() if k not in bookkeeping}
     model = {k: v for k, v in scale.model.__dict__.items() if k != "attn_implementation"}
