@@ -13,13 +13,7 @@ from dslib.model import ModelConfig, Transformer, to_hf
 PROMPTS = [[5, 9, 13, 2, 77, 31, 8], [40, 41], [60]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
