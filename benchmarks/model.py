@@ -26,9 +26,7 @@ import torch.nn.functional as F
 
 from dslib.generate import generate
 from dslib.model import ModelConfig, Transformer, count_parameters, flash_attn_func, to_hf
-
-# Dense bf16 tensor-core peaks (vendor datasheets, SXM parts).
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
+from dslib.monitor import flops_per_token, peak_flops
 
 
 def sync(device: torch.device) -> None:
@@ -131,17 +129,11 @@ def cpu_tables(preset: str, quick: bool) -> list[str]:
     return rows
 
 
-def flops_per_token(config: ModelConfig, seq_len: int) -> float:
-    """6N + 12·L·H·Q·T, N without the input embedding."""
-    n = count_parameters(config) - config.vocab_size * config.hidden_size
-    return 6 * n + 12 * config.num_hidden_layers * config.num_attention_heads * config.head_dim * seq_len
-
-
 def gpu_tables(quick: bool, base: ModelConfig | None = None, seq: int = 4096, batch: int = 1) -> list[str]:
     """bf16 MFU of a 1.3B-shaped model at sequence length 4096, per attention backend (CUDA only)."""
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
-    peak = next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+    peak = peak_flops(name)
     if base is None:  # 1.3B as pretrained (§3.4): rope_theta 10000, no scaling
         base = replace(ModelConfig.from_preset("deepseek-coder-1.3b"), rope_theta=10_000.0, rope_scaling=None)
         base = replace(base, num_hidden_layers=4) if quick else base
@@ -165,7 +157,8 @@ def gpu_tables(quick: bool, base: ModelConfig | None = None, seq: int = 4096, ba
         torch.cuda.reset_peak_memory_stats()
         s = interleaved({label: lambda m=model, h=is_hf: train_step(m, ids, h)}, repeats=3 if quick else 10)[label]
         tokens = batch * seq / s
-        mfu = f"{tokens * flops_per_token(config, seq) / peak:.1%}" if peak else "n/a (unknown peak)"
+        flops = tokens * flops_per_token(config, seq, count_parameters(config))
+        mfu = f"{flops / peak:.1%}" if peak else "n/a (unknown peak)"
         memory = torch.cuda.max_memory_allocated() / 2**30
         rows.append(f"| {label} | {s * 1e3:.1f} | {tokens:,.0f} | {mfu} | {memory:.1f} |")
         del model

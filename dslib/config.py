@@ -413,7 +413,8 @@ PRESETS: dict[str, Scale] = {
         name="gpu",
         data=DataConfig(max_file_bytes=1_000_000, num_proc=8, num_shards=32),
         tokenizer=TokenizerConfig(vocab_size=32_000, sweep_vocab_sizes=(8_000, 16_000, 32_000), num_proc=8),
-        # FIM ablation: ~1 PFLOP/step, ~2.4 s on an H100 at 40% MFU (estimated): 9 runs in about 4.5 hours.
+        # FIM ablation: 2.0 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 9 runs × 600 steps take
+        # about 3 h of training, about 4 h with their evaluations.
         fim=FIMConfig(ablation_steps=600, ablation_evals=4, ablation_tasks=400, ablation_heldout_sequences=256),
         model=_small(32_000, 1024, 2816, 16, 8, 8, 16_384),
         train=TrainConfig(
