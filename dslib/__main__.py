@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("reproduce", help="execute every notebook in order at one scale")
     rep.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default: $DSLIB_SCALE or smoke)")
     rep.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,03")
-    rep.add_argument("--force", action="store_true", help="rebuild every stage's artifacts at this scale")
+    rep.add_argument("--force", action="store_true", help="delete all this scale's artifacts first (not with --only)")
     rep.add_argument(
         "--set",
         action="append",

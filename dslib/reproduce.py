@@ -14,7 +14,7 @@ from nbclient.exceptions import CellExecutionError
 from tqdm.auto import tqdm
 
 from dslib.artifacts import artifact_dir, project_root
-from dslib.config import get_scale
+from dslib.config import ConfigError, get_scale
 from dslib.results import results_table
 
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
@@ -65,7 +65,17 @@ def reproduce(scale: str | None = None, only: list[str] | None = None, force: bo
     """Run every notebook in order; at the first failing cell print it and its traceback and return 1."""
     scale_name = get_scale(scale).name
     if force:
-        shutil.rmtree(project_root() / "artifacts" / scale_name, ignore_errors=True)
+        root = project_root() / "artifacts" / scale_name
+        if only:  # the other notebooks' stages (corpus, checkpoints, ablation runs) can hold hours of work
+            raise ConfigError(
+                f"--force deletes every artifact of scale {scale_name!r} ({root}), the stages other notebooks "
+                "built included, so it does not combine with --only. Cached stages rebuild themselves when "
+                f"their config changes; to redo one stage, delete its folder under {root}."
+            )
+        if root.exists():
+            size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+            print(f"--force: deleting {root} ({size / 2**20:,.0f} MiB)", flush=True)
+        shutil.rmtree(root, ignore_errors=True)
     out_dir = artifact_dir(scale_name, "notebooks")
     paths = notebooks(only)
     if not paths:

@@ -58,6 +58,20 @@ def test_reproduce_only_selects_and_rejects_unknown(tmp_path):
     assert bad.returncode != 0 and "no notebook numbered 07" in bad.stderr
 
 
+def test_force_with_only_is_refused_and_deletes_nothing(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    _write(tmp_path / "notebooks" / "01_a.ipynb", "open('a.txt', 'w')")
+    kept = tmp_path / "artifacts" / "smoke" / "pretrain" / "model.pt"  # another notebook's hours of training
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"weights")
+    refused = _reproduce(tmp_path, "--only", "01", "--force")
+    assert refused.returncode == 2 and "does not combine with --only" in refused.stderr
+    assert kept.read_bytes() == b"weights" and not (tmp_path / "notebooks" / "a.txt").exists()
+    forced = _reproduce(tmp_path, "--force")
+    assert forced.returncode == 0 and "--force: deleting" in forced.stdout
+    assert not kept.exists() and (tmp_path / "notebooks" / "a.txt").exists()
+
+
 def test_clean_notebook_keeps_only_checked_outputs(tmp_path):
     nb = new_notebook(
         cells=[
