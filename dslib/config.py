@@ -383,7 +383,7 @@ PRESETS: dict[str, Scale] = {
         name="cpu",
         data=DataConfig(max_total_bytes=200_000_000, max_file_bytes=500_000),
         tokenizer=TokenizerConfig(vocab_size=8_000, train_bytes=50_000_000, sweep_vocab_sizes=(8_000, 16_000, 32_000)),
-        # FIM ablation: 1.3 s/step, ~35 s per evaluation on two free cores (measured): 9 runs in about 1 h 45 min.
+        # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
         # Context-level FIM: repository documents dwarf the 256-token window (at the document level, 0.06% of
         # the smoke scale's sequences held a FIM middle), so the ablation could not show a FIM effect.
         fim=FIMConfig(

@@ -599,8 +599,9 @@ def _available(results: Mapping, settings: Sequence[str], metric: str) -> bool:
 
 def fim_findings(results: Mapping) -> list[dict]:
     """For each of :data:`dslib.paper.FIM_FINDINGS`: ``verdict`` (agrees / disagrees / too small to tell / not
-    run), the ``basis`` metric that decided it, the ``evidence`` in numbers, and ``by_metric``, the verdict on
-    each metric tried (``infill_em`` and ``middle_loss`` stand for both prompt formats).
+    run), the ``basis`` metric that decided it (every metric tried, joined by " / ", when none did), the
+    ``evidence`` in numbers, and ``by_metric``, the verdict on each metric tried (``infill_em`` and
+    ``middle_loss`` stand for both prompt formats).
 
     The rule. Two settings are compared on the same items (infilling tasks, held-out sequences, problems) at
     their last evaluation; a difference is clear when it exceeds (:func:`compare`) two paired standard errors,
@@ -622,8 +623,12 @@ def fim_findings(results: Mapping) -> list[dict]:
             why = f"needs {', '.join(missing)}" if missing else "none of its metrics was evaluated"
             rows.append(row | {"verdict": NOT_RUN, "basis": None, "evidence": why})
             continue
-        basis = next((m for m, (v, _) in tried.items() if v != TOO_SMALL), next(iter(tried)))
-        verdict, evidence = tried[basis]
+        basis = next((m for m, (v, _) in tried.items() if v != TOO_SMALL), None)
+        if basis is not None:
+            verdict, evidence = tried[basis]
+        else:  # no metric decides: the reader sees every comparison that was tried, not just the first
+            basis = " / ".join(tried)
+            verdict, evidence = TOO_SMALL, "; ".join(f"{m}: {text}" for m, (_, text) in tried.items())
         if not learned:
             verdict, evidence = TOO_SMALL, f"no clear FIM effect yet ({effect}); {evidence}"
         rows.append(

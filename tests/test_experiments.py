@@ -220,6 +220,18 @@ def test_exact_match_ties_fall_back_to_the_middle_loss():
     assert found["joint_transfer"]["basis"] == "middle_loss"
 
 
+def test_a_finding_no_metric_decides_shows_every_comparison():
+    run = paper_like()
+    for name in run:  # exact match all zero, and 100% FIM no better than 50% PSM by the middle loss
+        run[name]["infill_em_psm"] = run[name]["infill_em_spm"] = em(0)
+    run["psm_1.0"]["middle_loss_psm"] = run["psm_0.5"]["middle_loss_psm"]
+    found = {f["key"]: f for f in ex.fim_findings(curves(run))}["fim100_best_infilling"]
+    assert found["verdict"] == ex.TOO_SMALL
+    assert found["basis"] == "infill_em_psm / middle_loss_psm"
+    assert found["evidence"].startswith("infill_em_psm: psm_1.0 0.000 vs fim_0 0.000")
+    assert "middle_loss_psm: psm_1.0" in found["evidence"]
+
+
 def test_everything_is_too_small_to_tell_without_a_fim_effect():
     run = paper_like()
     for name in run:  # every model alike, up to noise
