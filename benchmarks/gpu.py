@@ -15,6 +15,7 @@ long-context memory. Speed and MFU are ``benchmarks/model.py`` and ``benchmarks/
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import time
 import traceback
@@ -38,12 +39,18 @@ from dslib.model import (
 DEVICE = "cuda"
 
 
-def hf_twin(model: Transformer):
-    """benchmarks/model.py's twin (a script beside this one, so loaded by path): LlamaForCausalLM, same weights."""
+@functools.cache
+def benchmark_model():
+    """benchmarks/model.py, a script beside this one (so loaded by path): its transformers twin and generate."""
     spec = importlib.util.spec_from_file_location("benchmark_model", Path(__file__).with_name("model.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench.hf_twin(model, "sdpa")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hf_twin(model: Transformer):
+    """``LlamaForCausalLM`` with ``model``'s weights (SDPA attention)."""
+    return benchmark_model().hf_twin(model, "sdpa")
 
 
 def kernels() -> dict:
@@ -161,15 +168,7 @@ def generation(new: int = 128) -> list[str]:
             if name == "dslib":
                 out = generate(ours, prompts, new, stop=())
             else:
-                with torch.no_grad():
-                    out = theirs.generate(
-                        prompts,
-                        attention_mask=torch.ones_like(prompts),
-                        max_new_tokens=new,
-                        min_new_tokens=new,
-                        do_sample=False,
-                        pad_token_id=0,
-                    )[:, prompts.shape[1] :].tolist()
+                out = benchmark_model().hf_greedy(theirs, prompts, new)
             torch.cuda.synchronize()
             outputs[name], speed[name] = out, len(prompts) * new / (time.perf_counter() - start)
         same = sum(a == b for a, b in zip(outputs["dslib"], outputs["transformers"], strict=True))

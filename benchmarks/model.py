@@ -68,6 +68,20 @@ def hf_twin(model: Transformer, attn_implementation: str = "sdpa"):
     return twin.to(device=weight.device, dtype=weight.dtype)
 
 
+@torch.no_grad()
+def hf_greedy(model, prompts: torch.Tensor, new: int) -> list[list[int]]:
+    """``transformers``' greedy ``generate`` for exactly ``new`` tokens per prompt, the prompt cut off."""
+    out = model.generate(
+        prompts,
+        attention_mask=torch.ones_like(prompts),
+        max_new_tokens=new,
+        min_new_tokens=new,
+        do_sample=False,
+        pad_token_id=0,
+    )
+    return out[:, prompts.shape[1] :].tolist()
+
+
 def cpu_tables(preset: str, quick: bool) -> list[str]:
     config = ModelConfig.from_preset(preset)
     torch.manual_seed(0)
@@ -102,16 +116,7 @@ def cpu_tables(preset: str, quick: bool) -> list[str]:
 
     def hf_generate():
         start = time.perf_counter()
-        with torch.no_grad():
-            out = theirs.generate(
-                prompts,
-                attention_mask=torch.ones_like(prompts),
-                max_new_tokens=new,
-                min_new_tokens=new,
-                do_sample=False,
-                pad_token_id=0,
-            )
-        outputs["transformers"] = out[:, prompts.shape[1] :].tolist()
+        outputs["transformers"] = hf_greedy(theirs, prompts, new)
         return time.perf_counter() - start
 
     g = interleaved({"dslib": ours_generate, "transformers": hf_generate}, repeats=2 if quick else 5)
