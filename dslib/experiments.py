@@ -28,6 +28,8 @@ reused as is; one that stopped part-way resumes from its last checkpoint; one wi
 started over. A finished run keeps its metrics and final weights (``hf/``) and drops its optimizer
 checkpoints. :func:`fim_ablation` gathers the runs into ``results.json``; :func:`fim_findings` states, for each
 of :data:`dslib.paper.FIM_FINDINGS`, whether the numbers agree, disagree, or are too small to tell.
+:func:`first_token_losses` splits each finished run's middle loss into the middle's first token and the rest,
+which shows why exact match lags the middle loss in small models.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from tqdm.auto import tqdm
 from dslib import train as training
 from dslib.artifacts import artifact_dir, figure_path, fingerprint
 from dslib.config import FIMConfig, Scale, resolve
-from dslib.eval.generation import encode, subset
+from dslib.eval.generation import encode, load_checkpoint, subset
 from dslib.eval.humaneval import evaluate_model
 from dslib.eval.infilling import evaluate_infilling, single_line_tasks
 from dslib.fim import Sentinel, fim_prompt, sentinel_ids
@@ -197,8 +199,10 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def middle_losses(model, tok, tasks: Sequence[Mapping], mode: str = "psm", batch_size: int = 8) -> list[float]:
-    """Each task's mean token loss (nats) of the true middle after its FIM prompt in ``mode``.
+def middle_token_losses(
+    model, tok, tasks: Sequence[Mapping], mode: str = "psm", batch_size: int = 8
+) -> list[list[float]]:
+    """Each task's token losses (nats) of the true middle after its FIM prompt in ``mode``, in order.
 
     The prompt is encoded as the evaluation encodes it (BOS first); the middle as training encodes a piece
     (:func:`dslib.tokenizer.encode_text`, on its own, as Bavarian et al.'s ``Enc(middle)``).
@@ -206,7 +210,7 @@ def middle_losses(model, tok, tasks: Sequence[Mapping], mode: str = "psm", batch
     prompts = [encode(tok, fim_prompt(t["prefix"], t["suffix"], mode)) for t in tasks]
     middles = encode_text(tok, [t["middle"] for t in tasks])
     device = next(model.parameters()).device
-    losses = [math.nan] * len(tasks)
+    losses: list[list[float]] = [[] for _ in tasks]
     order = sorted(range(len(tasks)), key=lambda i: len(prompts[i]) + len(middles[i]))
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
@@ -219,8 +223,15 @@ def middle_losses(model, tok, tasks: Sequence[Mapping], mode: str = "psm", batch
         for row, i in enumerate(batch):
             first = len(prompts[i]) - 1  # the position whose logits predict the middle's first token
             target = torch.tensor(middles[i], device=device)
-            losses[i] = F.cross_entropy(logits[row, first : first + len(target)].float(), target).item()
+            predicted = logits[row, first : first + len(target)].float()
+            losses[i] = F.cross_entropy(predicted, target, reduction="none").tolist()
     return losses
+
+
+def middle_losses(model, tok, tasks: Sequence[Mapping], mode: str = "psm", batch_size: int = 8) -> list[float]:
+    """Each task's mean token loss (nats) of the true middle after its FIM prompt in ``mode``
+    (:func:`middle_token_losses`)."""
+    return [float(np.mean(losses)) for losses in middle_token_losses(model, tok, tasks, mode, batch_size)]
 
 
 @torch.no_grad()
@@ -446,6 +457,44 @@ def load_results(source: str | Path | Scale | None = None) -> dict:
     if data is None:
         raise FileNotFoundError(f"no FIM ablation results at {path}; run dslib.experiments.fim_ablation first")
     return data
+
+
+def first_token_losses(
+    scale: Scale | str | None = None, directory: str | Path | None = None, settings: Iterable[str] | None = None
+) -> list[dict]:
+    """Each finished run's middle loss split into the middle's first token and the later ones, after a PSM and
+    an SPM prompt, from its final weights (``<setting>/hf``) on the ablation's infilling tasks.
+
+    Why exact match can stay at zero while the middle loss already separates the settings: a line counts only
+    when every token is right, and the first is the hardest after a PSM prompt. The model must find where the
+    prefix stopped, just before the hole sentinel and a whole suffix back, and training middles start at random
+    characters, mostly mid-word, where a task's middle starts a line. After an SPM prompt the prefix's end sits
+    right before the middle. ``later`` pools every later token of every task. ``settings`` defaults to the
+    runs that finished in ``directory`` (default ``artifacts/<scale>/fim_ablation/``).
+    """
+    scale = resolve(scale)
+    directory = Path(directory) if directory is not None else artifact_dir(scale.name, "fim_ablation", create=False)
+    if settings is None:
+        settings = [n for n in [*FIM_GRID, CONTROL] if (_read_json(directory / n / RUN_FILE) or {}).get("complete")]
+    tok = ensure_tokenizer(scale)
+    tasks, _ = ablation_tasks(scale, tok)
+    rows = []
+    for name in settings:
+        if not (directory / name / "hf" / "config.json").exists():
+            raise FileNotFoundError(f"{directory / name} holds no finished run; run fim_ablation for {name!r} first")
+        model, _ = load_checkpoint(directory / name / "hf")
+        row: dict[str, Any] = {"setting": name}
+        for mode in ("psm", "spm"):
+            losses = middle_token_losses(model, tok, tasks, mode, scale.eval.batch_size)
+            row[f"first_{mode}"] = float(np.mean([each[0] for each in losses]))
+            later = [x for each in losses for x in each[1:]]
+            row[f"later_{mode}"] = float(np.mean(later)) if later else math.nan
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(
+            f"no finished FIM ablation run in {directory}; run dslib.experiments.fim_ablation first"
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------

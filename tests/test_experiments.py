@@ -23,7 +23,7 @@ from dslib.eval.infilling import single_line_tasks
 from dslib.fim import fim_prompt
 from dslib.model import Transformer
 from dslib.paper import FIM_FINDINGS
-from dslib.tokenizer import encode_text, train_tokenizer
+from dslib.tokenizer import encode_text, ensure_tokenizer, train_tokenizer
 
 # ------------------------------------------------------------------------------------------------- the grid
 
@@ -128,15 +128,17 @@ def test_middle_loss_matches_an_unbatched_reference():
     tasks = [ex.fit_task(t, tok, 200) for t in single_line_tasks()[:: 1033 // 7]]
     for mode in ("psm", "spm"):
         batched = ex.middle_losses(model, tok, tasks, mode, batch_size=3)
-        for task, loss in zip(tasks, batched, strict=True):
+        per_token = ex.middle_token_losses(model, tok, tasks, mode, batch_size=3)
+        for task, loss, losses in zip(tasks, batched, per_token, strict=True):
             # Reference: the whole training-format string, one sequence, no padding; the log-probability
-            # of each middle token summed by hand.
+            # of each middle token by hand.
             prompt = encode(tok, fim_prompt(task["prefix"], task["suffix"], mode))
             middle = encode_text(tok, [task["middle"]])[0]
             with torch.no_grad():
                 logp = F.log_softmax(model(torch.tensor([prompt + middle]))[0].double(), -1)
-            nll = -sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(middle)) / len(middle)
-            assert loss == pytest.approx(nll, rel=1e-5)
+            nll = [-logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(middle)]
+            assert losses == pytest.approx(nll, rel=1e-5)
+            assert loss == pytest.approx(sum(nll) / len(nll), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------------- findings on curves
@@ -312,6 +314,21 @@ def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
         assert not (tmp_path / "full" / name / "checkpoints").exists()
     rate = "fragment_rate" if scale.fim.level == "context" else "document_rate"
     assert results["streams"]["fim_0"][rate] == 0 < results["streams"]["psm_0.5"][rate]
+
+    # The first-token split, from each run's exported weights: the first tokens and the later ones, weighted by
+    # their counts, give back the middle loss the run recorded at its last evaluation, task by task.
+    split = {row["setting"]: row for row in ex.first_token_losses(scale, tmp_path / "full")}
+    assert list(split) == ["fim_0", "psm_0.5"]
+    tok = ensure_tokenizer(scale)
+    tasks, _ = ex.ablation_tasks(scale, tok)
+    counts = [len(ids) for ids in encode_text(tok, [t["middle"] for t in tasks])]
+    for name, row in split.items():
+        for mode in ("psm", "spm"):
+            recorded = results["settings"][name]["evals"][-1]["items"][f"middle_loss_{mode}"]
+            total = row[f"first_{mode}"] * len(tasks) + row[f"later_{mode}"] * (sum(counts) - len(tasks))
+            assert total == pytest.approx(sum(m * c for m, c in zip(recorded, counts, strict=True)), rel=1e-4)
+    with pytest.raises(FileNotFoundError, match="no finished run"):
+        ex.first_token_losses(scale, tmp_path / "full", ["psm_1.0"])
 
     # Reuse: a finished run is neither retrained nor re-evaluated.
     stamps = {n: (tmp_path / "full" / n / ex.RUN_FILE).stat().st_mtime_ns for n in ("fim_0", "psm_0.5")}
