@@ -18,6 +18,7 @@ from typing import Any
 SCALES = ("smoke", "cpu", "gpu", "paper")
 FIM_MODES = ("psm", "spm", "msp")
 FIM_LEVELS = ("document", "context")
+LR_SCHEDULES = ("multistep", "cosine")
 
 
 class ConfigError(ValueError):
@@ -225,6 +226,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # DeepSeek LLM: 1.0
     lr_milestones: tuple[float, float] = (0.8, 0.9)  # DeepSeek LLM: drops at 80% and 90% of tokens
     lr_decay: float = 0.1**0.5  # §3.4: each stage √(1/10) of the previous, final 10%
+    lr_schedule: str = "multistep"  # "multistep" (§3.4) or "cosine" (instruction tuning, §3.7)
     init_std: float = 0.02  # released initializer_range
     distributed: str = "ddp"  # "ddp" or "fsdp" (FSDP2 fully_shard) under torchrun
     compile: bool = False
@@ -245,6 +247,7 @@ class TrainConfig:
     def __post_init__(self):
         _positive(self, "seq_len", "micro_batch_size", "global_batch_size", "max_steps", "lr", "keep_last")
         _choice(self.distributed, ("ddp", "fsdp"), "TrainConfig.distributed")
+        _choice(self.lr_schedule, LR_SCHEDULES, "TrainConfig.lr_schedule")
         if self.global_batch_size % self.micro_batch_size:
             raise ConfigError(
                 f"TrainConfig.micro_batch_size={self.micro_batch_size} must divide "
@@ -254,6 +257,37 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int:
         return self.global_batch_size * self.seq_len
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """Instruction tuning (DeepSeek-Coder §3.7): from a Base model, loss on responses only, cosine schedule.
+
+    The optimizer, clipping and precision are :class:`TrainConfig`'s; these fields replace its schedule, batch
+    and length for the fine-tuning run (``dslib.instruct.finetune``).
+    """
+
+    max_steps: int = 500  # §3.7: 2B tokens at 4M tokens per batch
+    lr: float = 1e-5  # §3.7: 1e-5
+    warmup_steps: int = 100  # §3.7: 100 warm-up steps
+    global_batch_size: int = 1024  # examples per step; §3.7: 4M tokens per batch (1024 × 4096)
+    micro_batch_size: int = 4
+    seq_len: int = 4096  # longest example in tokens; a longer one is a counted skip
+    weight_decay: float = 0.0  # finetune_deepseekcoder.py: transformers' default, 0
+    style: str = "chat"  # how instruction/output rows are written: "chat" (the chat template) or "finetune_script"
+    skip_bad_rows: bool = False  # False: a malformed row stops the run before training, naming it
+    checkpoint_every: int = 100
+    validation_rows: int | None = None  # held-out rows for the response loss (None = all)
+    seed: int = 0
+
+    def __post_init__(self):
+        _positive(self, "max_steps", "lr", "global_batch_size", "micro_batch_size", "seq_len", "checkpoint_every")
+        _choice(self.style, ("chat", "finetune_script"), "InstructConfig.style")
+        if self.global_batch_size % self.micro_batch_size:
+            raise ConfigError(
+                f"InstructConfig.micro_batch_size={self.micro_batch_size} must divide "
+                f"global_batch_size={self.global_batch_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -286,6 +320,7 @@ class Scale:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -378,6 +413,16 @@ PRESETS: dict[str, Scale] = {
             long_context_batch_size=4,
         ),
         eval=EvalConfig(humaneval_limit=4, infilling_limit=12, max_new_tokens=16, batch_size=4, timeout=5.0),
+        instruct=InstructConfig(
+            max_steps=24,
+            lr=2e-3,
+            warmup_steps=3,
+            global_batch_size=8,
+            micro_batch_size=4,
+            seq_len=1024,
+            checkpoint_every=12,
+            validation_rows=32,
+        ),
     ),
     "cpu": Scale(
         name="cpu",
@@ -408,6 +453,15 @@ PRESETS: dict[str, Scale] = {
             long_context_batch_size=8,
         ),
         eval=EvalConfig(max_new_tokens=128, max_input_tokens=1024, batch_size=16),
+        instruct=InstructConfig(
+            max_steps=200,
+            lr=3e-4,
+            warmup_steps=20,
+            global_batch_size=16,
+            micro_batch_size=8,
+            seq_len=1024,
+            checkpoint_every=50,
+        ),
     ),
     "gpu": Scale(
         name="gpu",
@@ -430,6 +484,15 @@ PRESETS: dict[str, Scale] = {
             long_context_batch_size=64,
         ),
         eval=EvalConfig(max_new_tokens=300, batch_size=32, workers=8),
+        instruct=InstructConfig(
+            max_steps=300,
+            lr=5e-5,
+            warmup_steps=30,
+            global_batch_size=64,
+            micro_batch_size=16,
+            seq_len=2048,
+            checkpoint_every=100,
+        ),
     ),
     "paper": Scale(
         name="paper",

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from tqdm.auto import tqdm
 from dslib import checkpoint as ckpt
 from dslib.artifacts import artifact_dir, fingerprint, is_complete, write_manifest
 from dslib.config import ConfigError, FIMConfig, ModelConfig, Scale, TrainConfig, get_scale, resolve
-from dslib.model import Transformer, to_hf
+from dslib.model import Transformer, from_hf, to_hf
 from dslib.monitor import METRICS_FILE, MetricsLog, flops_per_token, peak_flops, plot_metrics, read_metrics
 from dslib.parallel import gradient_sync, init_distributed, parallelize
 from dslib.schedule import learning_rate
@@ -56,6 +57,7 @@ __all__ = [
     "ensure_pretrained",
     "export_hf",
     "flops_per_token",
+    "labelled_token_loss",
     "long_context_scale",
     "main",
     "next_token_loss",
@@ -67,8 +69,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pretrain", "long_context")
+STAGES = ("pretrain", "long_context", "instruct")
 DATA_SOURCES = ("corpus", "synthetic")
+
+
+class DataSource(Protocol):
+    """A stream the loop does not build itself (instruction tuning's examples, ``dslib.instruct.data``).
+
+    ``stream`` returns an iterable of micro-batches with ``state_dict()`` / ``load_state_dict()``, like
+    :func:`make_stream`'s; ``fingerprint`` names its content for :func:`run_fingerprint`.
+    """
+
+    fingerprint: str
+
+    def stream(self, scale: Scale, rank: int, world: int): ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -88,10 +102,12 @@ class TrainRun:
     scale: Scale
     output_dir: Path | None = None  # None = artifacts/<scale>/<stage>/
     resume: bool = True  # continue from the newest valid checkpoint in output_dir; False deletes them
-    stage: str = "pretrain"  # "pretrain" or "long_context" (§3.6)
-    init_from: Path | None = None  # long_context: the pretraining checkpoint (default: its newest)
+    stage: str = "pretrain"  # "pretrain", "long_context" (§3.6) or "instruct" (§3.7)
+    init_from: Path | None = (
+        None  # a checkpoint or HF folder to start from (long_context default: pretraining's newest)
+    )
     fim: FIMConfig | None = None  # None = scale.fim
-    data: str = "corpus"
+    data: str | DataSource = "corpus"
     stop_after: int | None = None
     progress: bool = True
 
@@ -102,7 +118,7 @@ class TrainRun:
             object.__setattr__(self, "scale", replace(self.scale, fim=self.fim))
         if self.stage not in STAGES:
             raise ConfigError(f"TrainRun.stage={self.stage!r} is not valid; choose one of: {', '.join(STAGES)}")
-        if self.data not in DATA_SOURCES:
+        if isinstance(self.data, str) and self.data not in DATA_SOURCES:
             raise ConfigError(f"TrainRun.data={self.data!r} is not valid; choose one of: {', '.join(DATA_SOURCES)}")
 
     @property
@@ -218,6 +234,8 @@ def make_stream(run: TrainRun, rank: int, world: int):
     """
     scale = run.stage_scale
     tc = scale.train
+    if not isinstance(run.data, str):
+        return run.data.stream(scale, rank, world)
     if run.data == "synthetic":
         return SyntheticStream(
             tc.seq_len,
@@ -263,6 +281,13 @@ def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
 
 
+def labelled_token_loss(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed fp32 cross-entropy of predicting ``labels[:, 1:]`` from ``input_ids[:, :-1]``; label -100 takes none
+    (the prompt and padding of instruction tuning, §3.7, as in transformers)."""
+    logits = model(input_ids[:, :-1])
+    return F.cross_entropy(logits.float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100, reduction="sum")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -276,8 +301,11 @@ def run_fingerprint(run: TrainRun) -> str:
     bookkeeping = {"checkpoint_every", "keep_last", "log_every", "max_bad_steps", "num_workers"}
     bookkeeping |= {"compile", "activation_checkpointing", "distributed"}
     train = {k: v for k, v in scale.train.__dict__.items() if k not in bookkeeping}
+    if train["lr_schedule"] == "multistep":  # added later: runs cached before it keep their fingerprint
+        del train["lr_schedule"]
     model = {k: v for k, v in scale.model.__dict__.items() if k != "attn_implementation"}
-    return fingerprint([scale.data, scale.tokenizer, fim_data_fields(scale.fim), model, train, run.stage, run.data])
+    data = run.data if isinstance(run.data, str) else run.data.fingerprint
+    return fingerprint([scale.data, scale.tokenizer, fim_data_fields(scale.fim), model, train, run.stage, data])
 
 
 def accumulation_steps(config: TrainConfig, world: int) -> int:
@@ -323,11 +351,13 @@ def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: in
     torch.manual_seed(tc.seed)  # every process builds the same initial weights
     with torch.device(device):
         model = Transformer(mc)
-    if run.stage == "long_context":
-        source = run.init_from or ckpt.latest_checkpoint(artifact_dir(run.scale.name, "pretrain") / "checkpoints")
+    source = run.init_from
+    if source is None and run.stage == "long_context":
+        source = ckpt.latest_checkpoint(artifact_dir(run.scale.name, "pretrain") / "checkpoints")
         if source is None:
             raise FileNotFoundError("the long-context stage needs a pretraining checkpoint; run the pretrain stage")
-        ckpt.load_model_weights(source, model)
+    if source is not None:
+        _load_initial_weights(Path(source), model)
     num_params = model.num_parameters()
     wrapped = parallelize(model, tc, device)
     optimizer = build_optimizer(wrapped, tc)
@@ -414,14 +444,32 @@ def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: in
     return TrainResult(model, out, last_checkpoint, metrics.rows, resumed_from=start)
 
 
+def _load_initial_weights(source: Path, model: Transformer) -> None:
+    """Start from a training checkpoint (``step_*/``) or an HF folder (``config.json``: a Base model for §3.7)."""
+    if (source / "config.json").exists():
+        model.load_state_dict(from_hf(source).state_dict())
+    else:
+        ckpt.load_model_weights(source, model)
+
+
+def _micro_batch_loss(model: torch.nn.Module, batch, accum: int, device: torch.device) -> torch.Tensor:
+    """A micro-batch's share of the global batch's loss: a ``[B, T + 1]`` token tensor's mean over ``accum``, or for
+    a labelled batch (``input_ids``, ``labels``, ``loss_scale``) its summed loss times ``loss_scale``, which the
+    stream sets to world size / labelled tokens in the global batch, so every response token weighs the same."""
+    if isinstance(batch, dict):
+        ids, labels = (batch[k].to(device, non_blocking=True) for k in ("input_ids", "labels"))
+        return labelled_token_loss(model, ids, labels) * batch["loss_scale"]
+    return next_token_loss(model, batch.to(device, non_blocking=True)) / accum
+
+
 def _accumulate_gradients(model: torch.nn.Module, batches, accum: int, device: torch.device) -> torch.Tensor:
     """Run ``accum`` micro-batches forward and backward; returns the global batch's mean loss (all ranks)."""
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     total = torch.zeros((), device=device)
     for micro in range(accum):
-        batch = next(batches).to(device, non_blocking=True)
+        batch = next(batches)
         with gradient_sync(model, micro == accum - 1), autocast:
-            loss = next_token_loss(model, batch) / accum
+            loss = _micro_batch_loss(model, batch, accum, device)
         loss.backward()
         total += loss.detach()
     if dist.is_initialized() and dist.get_world_size() > 1:
@@ -434,7 +482,7 @@ def _accumulate_gradients(model: torch.nn.Module, batches, accum: int, device: t
 # Export, the pretrained model of a scale, plots, command line
 
 
-def export_hf(model: torch.nn.Module, path: Path, tokenizer=None) -> Path:
+def export_hf(model: torch.nn.Module, path: Path, tokenizer=None, chat_template: str | None = None) -> Path:
     """Write ``model`` (plain, DDP-unwrapped or FSDP2-sharded) as an HF ``LlamaForCausalLM`` folder, with the
     tokenizer files when given; rank 0 writes, every process must call it."""
     model = getattr(model, "module", model)
@@ -448,7 +496,7 @@ def export_hf(model: torch.nn.Module, path: Path, tokenizer=None) -> Path:
     if tokenizer is not None:
         from dslib.tokenizer import save_tokenizer
 
-        save_tokenizer(tokenizer, path)
+        save_tokenizer(tokenizer, path, chat_template)
     return Path(path)
 
 
