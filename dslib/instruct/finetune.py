@@ -1,0 +1,142 @@
+"""Supervised instruction tuning (DeepSeek-Coder §3.7) on the pretraining loop (``dslib.train``).
+
+§3.7 fine-tunes each Base model on instruction data in the Alpaca format with ``<|EOT|>`` ending each turn, a
+cosine schedule with 100 warm-up steps and a learning rate of 1e-5, 4M tokens per batch, 2B tokens in all
+(``InstructConfig``'s ``paper`` values). The loss is on the responses only (prompt tokens labelled -100, as in
+``finetune_deepseekcoder.py``). The run is an ordinary :class:`dslib.train.TrainRun` (stage ``"instruct"``): the
+same optimizer, checkpoints, exact resume, metrics and ``torchrun`` support as pretraining; its data is an
+:class:`dslib.instruct.data.InstructData` source and its schedule ``TrainConfig.lr_schedule="cosine"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from dslib.artifacts import artifact_dir, write_manifest
+from dslib.config import InstructConfig, Scale, TrainConfig, resolve
+from dslib.instruct.data import InstructData, collate, encode_rows, load_rows, pad_token_id
+from dslib.instruct.template import CHAT_TEMPLATE
+from dslib.model import Transformer, config_from_hf, from_hf
+from dslib.tokenizer import EOT, load_tokenizer, special_token_ids
+from dslib.train import TrainResult, TrainRun, ensure_pretrained, export_hf, labelled_token_loss, train
+
+log = logging.getLogger(__name__)
+
+
+def instruct_train_config(scale: Scale) -> TrainConfig:
+    """The scale's :class:`TrainConfig` with §3.7's schedule, batch and lengths from ``scale.instruct``."""
+    ic = scale.instruct
+    return replace(
+        scale.train,
+        seq_len=ic.seq_len,
+        micro_batch_size=ic.micro_batch_size,
+        global_batch_size=ic.global_batch_size,
+        max_steps=ic.max_steps,
+        lr=ic.lr,
+        warmup_steps=ic.warmup_steps,
+        lr_milestones=(),
+        lr_schedule="cosine",
+        weight_decay=ic.weight_decay,
+        checkpoint_every=min(ic.checkpoint_every, ic.max_steps),
+        seed=ic.seed,
+    )
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` returns: the loop's result, the exported folder (None when stopped early), skips."""
+
+    train: TrainResult
+    hf: Path | None
+    skipped: Counter
+    examples: int
+
+
+def finetune(
+    init_from: str | Path | None = None,
+    data: str | Path = "mbpp",
+    scale: Scale | str | None = None,
+    output_dir: Path | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> FinetuneResult:
+    """Fine-tune the HF model folder ``init_from`` (default: the scale's pretrained model) on ``data`` (see
+    :func:`dslib.instruct.data.load_rows`) and export it to ``<output_dir>/hf`` as an Instruct model: the chat
+    template in its tokenizer config and ``<|EOT|>`` as its EOS. Resumes from the newest checkpoint.
+    """
+    scale = resolve(scale)
+    init = Path(init_from) if init_from is not None else ensure_pretrained(scale)
+    if not (init / "config.json").exists():
+        raise FileNotFoundError(f"{init} is not a model folder (no config.json); pass an exported or released model")
+    tokenizer = load_tokenizer(init)
+    rows, name = load_rows(data, "train")
+    encoded = encode_rows(tokenizer, rows, scale.instruct, name)
+    log.info("%d examples from %s (skipped: %s)", len(encoded.examples), name, dict(encoded.skipped) or "none")
+    model_config = config_from_hf(json.loads((init / "config.json").read_text()))
+    model_config = replace(model_config, eos_token_id=special_token_ids(tokenizer)[EOT])  # as released
+    run = TrainRun(
+        replace(scale, model=model_config, train=instruct_train_config(scale)),
+        output_dir=output_dir or artifact_dir(scale.name, "instruct"),
+        resume=resume,
+        stage="instruct",
+        init_from=init,
+        data=InstructData(encoded, pad_token_id(tokenizer), str(init.resolve())),
+        stop_after=stop_after,
+        progress=progress,
+    )
+    t0 = time.perf_counter()
+    result = train(run)
+    hf = None
+    if result.metrics and result.metrics[-1]["step"] == run.scale.train.max_steps:
+        hf = export_hf(result.model, result.output_dir / "hf", tokenizer, CHAT_TEMPLATE)
+        write_manifest(
+            result.output_dir,
+            {"instruct": scale.instruct, "data": name, "init_from": str(init)},
+            inputs={"init_from": str(init), "data": name, "checkpoint": str(result.final_checkpoint)},
+            counts={"examples": len(encoded.examples), "skipped": dict(encoded.skipped), "steps": len(result.metrics)},
+            timings={"finetune_s": time.perf_counter() - t0},
+        )
+    return FinetuneResult(result, hf, encoded.skipped, len(encoded.examples))
+
+
+@torch.no_grad()
+def response_loss(
+    model: Transformer | str | Path,
+    tokenizer,
+    rows: Sequence[Mapping],
+    seq_len: int,
+    batch_size: int = 8,
+    style: str = "chat",
+) -> dict:
+    """Mean cross-entropy per response token (the tokens :func:`encode_example` labels) over ``rows``, with the
+    number of tokens and examples it covers; rows longer than ``seq_len`` are left out and counted."""
+    if not isinstance(model, Transformer):
+        model = from_hf(model)
+    config = InstructConfig(seq_len=seq_len, style=style)
+    encoded = encode_rows(tokenizer, rows, config, "held-out")
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    device = next(model.parameters()).device
+    for start in range(0, len(encoded.examples), batch_size):
+        ids, labels = collate(encoded.examples[start : start + batch_size], pad_token_id(tokenizer))
+        total += labelled_token_loss(model, ids.to(device), labels.to(device)).item()
+        tokens += int((labels[:, 1:] != -100).sum())
+    model.train(was_training)
+    return {"loss": total / tokens, "tokens": tokens, "examples": len(encoded.examples), **encoded.skipped}
+
+
+def heldout_rows(scale: Scale | str | None = None) -> list[dict]:
+    """The held-out pairs the response loss is measured on: MBPP validation (511–600), ``validation_rows`` of them."""
+    rows, _ = load_rows("mbpp", "validation")
+    limit = resolve(scale).instruct.validation_rows
+    return rows[:limit] if limit is not None else rows
