@@ -120,7 +120,7 @@ def as_messages(example: Mapping | Sequence[Mapping]) -> list[dict]:
 def validate_conversation(messages: Sequence[Mapping], *, for_generation: bool = False) -> None:
     """Raise :class:`InstructDataError` unless ``messages`` is trainable: an optional system message first, then
     user and assistant turns alternating from a user turn, each assistant reply non-empty, ending with one
-    (``for_generation``: ending with a user turn instead)."""
+    (``for_generation``: ending with a user turn instead, earlier replies possibly empty)."""
     _check_roles(messages)
     turns = list(messages[1:] if messages and messages[0]["role"] == "system" else messages)
     if not turns:
@@ -132,7 +132,7 @@ def validate_conversation(messages: Sequence[Mapping], *, for_generation: bool =
                 f"conversation does not alternate: turn {i} is {message['role']!r}, expected {expected!r} "
                 "(an optional system message first, then user, assistant, user, …)"
             )
-        if expected == "assistant" and not message["content"].strip():
+        if expected == "assistant" and not for_generation and not message["content"].strip():
             raise InstructDataError(f"turn {i} is an empty response")
     last = turns[-1]["role"]
     if last != ("user" if for_generation else "assistant"):
