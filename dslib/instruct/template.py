@@ -208,3 +208,65 @@ def encode_example(
         input_ids += ids
         labels += ids if loss else [IGNORE_INDEX] * len(ids)
     return input_ids, labels
+
+
+def plot_loss_mask(
+    tokenizer, example: Mapping | Sequence[Mapping], ax=None, width: int = 110, title: str | None = None
+):
+    """Draw ``example``'s tokens as text, shaded by whether :func:`encode_example` puts a loss on them (the
+    reply, its newline and ``<|EOT|>``) or not (BOS, system text, template, instruction); returns the axes."""
+    import matplotlib.pyplot as plt  # plotting only: keep the module importable without a display stack
+    from matplotlib.patches import Patch
+
+    ids, labels = encode_example(tokenizer, example)
+    tok = _backend(tokenizer)
+    special = special_token_ids(tok)
+    colors = {"no loss": "#e4e4e4", "loss: reply": "#9fd89f", "loss: <|EOT|>": "#f6b26b"}
+    rows: list[list[tuple[int, str, str]]] = [[]]
+    column = 0
+    for token, label in zip(ids, labels, strict=True):
+        kind = "no loss" if label == IGNORE_INDEX else "loss: <|EOT|>" if token == special[EOT] else "loss: reply"
+        # The BOS text's full-width bars are missing from common monospace fonts.
+        text = "<BOS>" if token == special[BOS] else tok.decode([token], skip_special_tokens=False)
+        for j, part in enumerate(text.split("\n")):
+            if j:  # a newline inside the token: show it, then start a row
+                rows[-1].append((column, "↵", kind))
+                rows.append([])
+                column = 0
+            part = part.replace("\t", "→")
+            if column + len(part) > width:  # wrap long lines
+                rows.append([])
+                column = 0
+            if part:
+                rows[-1].append((column, part, kind))
+                column += len(part) + 0.5  # room for the box's padding
+    fontsize = 7.0
+    right = max((x + len(text) for row in rows for x, text, _ in row), default=width)
+    if ax is None:  # one data unit per character of the monospace font (0.6 em wide)
+        fig, ax = plt.subplots(figsize=((right + 2) * 0.6 * fontsize / 72, 0.7 + 0.17 * len(rows)))
+        fig.subplots_adjust(left=0, right=1)
+    for y, row in enumerate(rows):
+        for x, text, kind in row:
+            ax.text(
+                x,
+                -y,
+                text,
+                family="monospace",
+                fontsize=fontsize,
+                va="center",
+                ha="left",
+                bbox={"facecolor": colors[kind], "edgecolor": "white", "pad": 0.15, "linewidth": 0.3},
+            )
+    ax.set_xlim(-1, right + 1)
+    ax.set_ylim(-len(rows), 1)
+    ax.axis("off")
+    ax.legend(
+        handles=[Patch(color=c, label=k) for k, c in colors.items()],
+        loc="lower right",
+        fontsize=7,
+        ncol=3,
+        bbox_to_anchor=(1, 1),
+    )
+    labelled = sum(label != IGNORE_INDEX for label in labels)
+    ax.set_title(title or f"{len(ids)} tokens, {labelled} with a loss", fontsize=9, loc="left")
+    return ax
