@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -20,13 +21,22 @@ from pathlib import Path
 
 import torch
 
+from dslib import checkpoint as ckpt
 from dslib.artifacts import artifact_dir, write_manifest
 from dslib.config import InstructConfig, Scale, TrainConfig, resolve
 from dslib.instruct.data import InstructData, collate, encode_rows, load_rows, pad_token_id
 from dslib.instruct.template import CHAT_TEMPLATE
 from dslib.model import Transformer, config_from_hf, from_hf
 from dslib.tokenizer import EOT, load_tokenizer, special_token_ids
-from dslib.train import TrainResult, TrainRun, ensure_pretrained, export_hf, labelled_token_loss, train
+from dslib.train import (
+    TrainResult,
+    TrainRun,
+    ensure_pretrained,
+    export_hf,
+    labelled_token_loss,
+    run_fingerprint,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +81,8 @@ def finetune(
 ) -> FinetuneResult:
     """Fine-tune the HF model folder ``init_from`` (default: the scale's pretrained model) on ``data`` (see
     :func:`dslib.instruct.data.load_rows`) and export it to ``<output_dir>/hf`` as an Instruct model: the chat
-    template in its tokenizer config and ``<|EOT|>`` as its EOS. Resumes from the newest checkpoint.
+    template in its tokenizer config and ``<|EOT|>`` as its EOS. Resumes from the newest checkpoint; in the
+    default folder (``artifacts/<scale>/instruct/``) checkpoints of another config are cleared first.
     """
     scale = resolve(scale)
     init = Path(init_from) if init_from is not None else ensure_pretrained(scale)
@@ -93,6 +104,14 @@ def finetune(
         stop_after=stop_after,
         progress=progress,
     )
+    newest = ckpt.latest_checkpoint(run.directory / "checkpoints")
+    if (
+        output_dir is None
+        and newest is not None
+        and ckpt.read_trainer_state(newest)["fingerprint"] != run_fingerprint(run)
+    ):
+        log.warning("clearing %s: its checkpoints belong to another config", run.directory)
+        shutil.rmtree(run.directory / "checkpoints")
     t0 = time.perf_counter()
     result = train(run)
     hf = None
