@@ -8,6 +8,8 @@ import pytest
 import torch
 import transformers
 
+import dslib.instruct.__main__ as cli
+from dslib import paper
 from dslib.config import InstructConfig, ModelConfig, TrainConfig, get_scale
 from dslib.eval.data import read_jsonl
 from dslib.instruct import encode_example, finetune, format_chat, response_loss
@@ -352,3 +354,19 @@ def test_chat_streams_stops_at_eot_and_keeps_the_conversation(tok):
     second = model.prompts[1]  # the whole conversation, in the template, with the generation prompt
     assert second == encode_example(tok, chat.messages[:3], add_generation_prompt=True)[0]
     assert tok.decode(second, skip_special_tokens=False) == format_chat(chat.messages[:3], add_generation_prompt=True)
+
+
+def test_paper_preset_is_section_3_7():
+    ic, facts = get_scale("paper").instruct, paper.INSTRUCTION_TUNING
+    assert (ic.lr, ic.warmup_steps) == (facts["lr"], facts["warmup_steps"])
+    assert ic.global_batch_size * ic.seq_len == pytest.approx(facts["batch_tokens"], rel=0.05)
+    assert ic.max_steps * facts["batch_tokens"] == pytest.approx(facts["tokens"], rel=0.05)
+
+
+def test_command_line_names_a_bad_row(base, tmp_path, capsys):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"instruction": "a", "output": "b"}) + "\n" + json.dumps({"text": "c"}) + "\n")
+    args = ["--scale", "smoke", "--init-from", str(base), "--data", str(data), "--output-dir", str(tmp_path / "o")]
+    assert cli.main(args) == 2
+    assert "rows.jsonl row 1: row has neither 'messages' nor 'instruction'/'output'" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "checkpoints").exists()

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if result.hf is not None:
         tokenizer = load_tokenizer(result.hf)
         rows = heldout_rows(scale)
-        summary["heldout_response_loss"] = response_loss(result.hf, tokenizer, rows, scale.instruct.seq_len)["loss"]
+        for name, model in (("before", result.init_from), ("after", result.hf)):
+            loss = response_loss(model, tokenizer, rows, scale.instruct.seq_len)["loss"]
+            summary[f"heldout_response_loss_{name}"] = round(loss, 4)
     print(json.dumps(summary))
     return 0
 

@@ -69,6 +69,7 @@ class FinetuneResult:
     hf: Path | None
     skipped: Counter
     examples: int
+    init_from: Path
 
 
 def finetune(
@@ -125,7 +126,7 @@ def finetune(
             counts={"examples": len(encoded.examples), "skipped": dict(encoded.skipped), "steps": len(result.metrics)},
             timings={"finetune_s": time.perf_counter() - t0},
         )
-    return FinetuneResult(result, hf, encoded.skipped, len(encoded.examples))
+    return FinetuneResult(result, hf, encoded.skipped, len(encoded.examples), init)
 
 
 @torch.no_grad()
