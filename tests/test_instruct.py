@@ -3,6 +3,10 @@
 import io
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,6 +21,7 @@ from dslib.instruct.chat import Chat, run
 from dslib.instruct.data import (
     MBPP_TEST,
     InstructStream,
+    collate,
     encode_rows,
     load_rows,
     mbpp_pairs,
@@ -27,7 +32,7 @@ from dslib.instruct.template import CHAT_TEMPLATE, IGNORE_INDEX, InstructDataErr
 from dslib.model import from_hf
 from dslib.schedule import learning_rate
 from dslib.tokenizer import BOS, EOS, EOT, load_tokenizer, save_tokenizer, special_token_ids, train_tokenizer
-from dslib.train import ensure_pretrained, read_metrics
+from dslib.train import ensure_pretrained, labelled_token_loss, read_metrics
 
 SYSTEM_CHAT = [
     {"role": "system", "content": "You are a helpful assistant"},
@@ -317,6 +322,13 @@ def test_resumed_finetuning_is_bitwise_identical(base, tmp_path):
     assert [r["lr"] for r in full.train.metrics] == pytest.approx(expected, rel=1e-12)
     for a, b in zip(from_hf(full.hf).state_dict().values(), from_hf(resumed.hf).state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    # Step 1's loss is the mean over every response token of the first global batch, whatever its micro-batches.
+    examples = encode_rows(load_tokenizer(base), mbpp_pairs("train"), scale.instruct).examples
+    stream = InstructStream(examples, 0, 2, 4, seed=scale.instruct.seed, rank=0, world=1)
+    ids, labels = collate([examples[stream.example_index(g)] for g in range(4)], 0)
+    with torch.no_grad():
+        reference = labelled_token_loss(from_hf(base), ids, labels) / (labels[:, 1:] != IGNORE_INDEX).sum()
+    assert full.train.metrics[0]["loss"] == pytest.approx(reference.item(), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- chat
@@ -370,3 +382,39 @@ def test_command_line_names_a_bad_row(base, tmp_path, capsys):
     assert cli.main(args) == 2
     assert "rows.jsonl row 1: row has neither 'messages' nor 'instruction'/'output'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "checkpoints").exists()
+
+
+WORKER = """
+import sys
+from dslib.config import get_scale
+from dslib.instruct import finetune
+
+out, base, *overrides = sys.argv[1:]
+finetune(base, "mbpp", get_scale("smoke", overrides), f"{out}/two", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(base, tmp_path):
+    # Global batch 4 of micro-batches of 2: one process accumulates 2, two processes take one each (DDP).
+    one = finetune(base, "mbpp", get_scale("smoke", SHORT), tmp_path / "one", progress=False)
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker)]
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path), str(base), *SHORT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: nothing outlives the test
+        stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-5000:]
+    losses = [r["loss"] for r in read_metrics(tmp_path / "two")]
+    assert losses == pytest.approx([r["loss"] for r in one.train.metrics], rel=1e-5)
+    assert (tmp_path / "two" / "hf" / "model.safetensors").exists() and (tmp_path / "two" / "manifest.json").exists()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from dslib import checkpoint as ckpt
 from dslib import paper
@@ -28,6 +29,7 @@ from dslib.config import InstructConfig, Scale, TrainConfig, resolve
 from dslib.instruct.data import InstructData, collate, encode_rows, load_rows, pad_token_id
 from dslib.instruct.template import CHAT_TEMPLATE
 from dslib.model import Transformer, config_from_hf, from_hf
+from dslib.parallel import init_distributed
 from dslib.tokenizer import EOT, load_tokenizer, special_token_ids
 from dslib.train import (
     TrainResult,
@@ -106,26 +108,33 @@ def finetune(
         stop_after=stop_after,
         progress=progress,
     )
-    newest = ckpt.latest_checkpoint(run.directory / "checkpoints")
-    if (
-        output_dir is None
-        and newest is not None
-        and ckpt.read_trainer_state(newest)["fingerprint"] != run_fingerprint(run)
-    ):
-        log.warning("clearing %s: its checkpoints belong to another config", run.directory)
-        shutil.rmtree(run.directory / "checkpoints")
-    t0 = time.perf_counter()
-    result = train(run)
-    hf = None
-    if result.metrics and result.metrics[-1]["step"] == run.scale.train.max_steps:
-        hf = export_hf(result.model, result.output_dir / "hf", tokenizer, CHAT_TEMPLATE)
-        write_manifest(
-            result.output_dir,
-            {"instruct": scale.instruct, "data": name, "init_from": str(init)},
-            inputs={"init_from": str(init), "data": name, "checkpoint": str(result.final_checkpoint)},
-            counts={"examples": len(encoded.examples), "skipped": dict(encoded.skipped), "steps": len(result.metrics)},
-            timings={"finetune_s": time.perf_counter() - t0},
-        )
+    # Under torchrun the group outlives train(), so that the export after it can gather FSDP2 shards.
+    rank, _, _, started = init_distributed()
+    try:
+        newest = ckpt.latest_checkpoint(run.directory / "checkpoints") if rank == 0 and output_dir is None else None
+        if newest is not None and ckpt.read_trainer_state(newest)["fingerprint"] != run_fingerprint(run):
+            log.warning("clearing %s: its checkpoints belong to another config", run.directory)
+            shutil.rmtree(run.directory / "checkpoints")  # the loop's first barrier holds the other ranks
+        t0 = time.perf_counter()
+        result = train(run)
+        hf = None
+        if result.metrics and result.metrics[-1]["step"] == run.scale.train.max_steps:
+            hf = export_hf(result.model, result.output_dir / "hf", tokenizer, CHAT_TEMPLATE)  # collective
+        if hf is not None and rank == 0:
+            write_manifest(
+                result.output_dir,
+                {"instruct": scale.instruct, "data": name, "init_from": str(init)},
+                inputs={"init_from": str(init), "data": name, "checkpoint": str(result.final_checkpoint)},
+                counts={
+                    "examples": len(encoded.examples),
+                    "skipped": dict(encoded.skipped),
+                    "steps": len(result.metrics),
+                },
+                timings={"finetune_s": time.perf_counter() - t0},
+            )
+    finally:
+        if started:
+            dist.destroy_process_group()
     return FinetuneResult(result, hf, encoded.skipped, len(encoded.examples), init)
 
 
