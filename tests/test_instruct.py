@@ -16,6 +16,7 @@ import dslib.instruct.__main__ as cli
 from dslib import paper
 from dslib.config import InstructConfig, ModelConfig, TrainConfig, get_scale
 from dslib.eval.data import read_jsonl
+from dslib.eval.generation import load_checkpoint
 from dslib.instruct import encode_example, finetune, format_chat, response_loss
 from dslib.instruct.chat import Chat, run
 from dslib.instruct.data import (
@@ -306,6 +307,8 @@ def test_finetuning_lowers_the_heldout_response_loss(base, tmp_path_factory):
     assert _ids(theirs, messages, True) == encode_example(tokenizer, messages, add_generation_prompt=True)[0]
     model = transformers.AutoModelForCausalLM.from_pretrained(result.hf)
     assert model.generation_config.eos_token_id == eot
+    ours, _ = load_checkpoint(result.hf, device="cpu")  # what python -m dslib.eval loads
+    assert ours.config.eos_token_id == eot
 
 
 @pytest.mark.slow
