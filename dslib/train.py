@@ -103,9 +103,7 @@ class TrainRun:
     output_dir: Path | None = None  # None = artifacts/<scale>/<stage>/
     resume: bool = True  # continue from the newest valid checkpoint in output_dir; False deletes them
     stage: str = "pretrain"  # "pretrain", "long_context" (§3.6) or "instruct" (§3.7)
-    init_from: Path | None = (
-        None  # a checkpoint or HF folder to start from (long_context default: pretraining's newest)
-    )
+    init_from: Path | None = None  # checkpoint or HF folder to start from (long_context: pretraining's newest)
     fim: FIMConfig | None = None  # None = scale.fim
     data: str | DataSource = "corpus"
     stop_after: int | None = None
@@ -556,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default: $DSLIB_SCALE or smoke)")
     parser.add_argument("--stage", default="pretrain", choices=STAGES)
     parser.add_argument("--output-dir", type=Path, default=None, help="default: artifacts/<scale>/<stage>/")
-    parser.add_argument("--init-from", type=Path, default=None, help="long_context: checkpoint to start from")
+    parser.add_argument("--init-from", type=Path, default=None, help="checkpoint or HF folder to start from")
     parser.add_argument("--data", default="corpus", choices=DATA_SOURCES)
     parser.add_argument("--fresh", action="store_true", help="delete the output folder's checkpoints first")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (no checkpoint)")
