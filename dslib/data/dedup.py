@@ -169,18 +169,17 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return num_perm, 1
 
 
-def _band_pairs(keys: np.ndarray) -> np.ndarray:
-    """Every pair ``(a, b)``, ``a < b``, of positions with equal ``keys``, as a ``[pairs, 2]`` array."""
+def _band_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of positions ``(a, b)`` with equal ``keys``, ``a`` before ``b`` in sorted order."""
     if len(keys) < 2:
-        return np.zeros((0, 2), dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     order = np.argsort(keys, kind="stable")
     run_start = np.flatnonzero(np.diff(keys[order], prepend=~keys[order[:1]]))
     run_end = np.append(run_start[1:], len(keys))
-    end = np.repeat(run_end, run_end - run_start)
-    later = end - np.arange(len(keys)) - 1  # members after each position in its run
+    later = np.repeat(run_end, run_end - run_start) - np.arange(len(keys)) - 1  # members after each in its run
     left = np.repeat(np.arange(len(keys)), later)
     right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(later) - later, later)
-    return np.sort(np.stack([order[left], order[right]], axis=1), axis=1)
+    return order[left], order[right]
 
 
 def clusters_from_signatures(signatures: np.ndarray, threshold: float = 0.7) -> list[list[int]]:
@@ -202,21 +201,25 @@ def clusters_from_signatures(signatures: np.ndarray, threshold: float = 0.7) -> 
     parent[live[same]] = rep[same]
     distinct = live[~same | (rep == live)]
     bands, rows = lsh_bands(threshold, num_perm)
-    found = []
+    codes = [np.zeros(0, dtype=np.int64)]
     for band in range(bands):
         block = signatures[distinct, band * rows : (band + 1) * rows].astype(np.uint64)
-        found.append(distinct[_band_pairs(fmix64(block @ _multipliers(rows)))])
-    pairs = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), dtype=np.int64)
-    agree = np.zeros(len(pairs), dtype=bool)
-    for lo in range(0, len(pairs), 1 << 14):
-        chunk = pairs[lo : lo + (1 << 14)]
-        agree[lo : lo + len(chunk)] = (signatures[chunk[:, 0]] == signatures[chunk[:, 1]]).mean(axis=1) >= threshold
-    for i, j in pairs[agree].tolist():
-        while parent[i] != i:
-            i = parent[i]
-        while parent[j] != j:
-            j = parent[j]
-        parent[max(i, j)] = min(i, j)
+        a, b = _band_pairs(fmix64(block @ _multipliers(rows)))
+        codes.append(distinct[np.minimum(a, b)] * n + distinct[np.maximum(a, b)])
+    codes = np.sort(np.concatenate(codes))
+    left, right = np.divmod(codes[np.diff(codes, prepend=-1) != 0], n)
+    agree = np.zeros(len(left), dtype=bool)
+    for lo in range(0, len(left), 1 << 14):  # bounded memory: 16k pairs of signatures at a time
+        i, j = left[lo : lo + (1 << 14)], right[lo : lo + (1 << 14)]
+        agree[lo : lo + len(i)] = (signatures[i] == signatures[j]).mean(axis=1) >= threshold
+    links = parent.tolist()
+    for i, j in zip(left[agree].tolist(), right[agree].tolist(), strict=True):
+        while links[i] != i:
+            i = links[i]
+        while links[j] != j:
+            j = links[j]
+        links[max(i, j)] = min(i, j)
+    parent = np.array(links)
     while not np.array_equal(parent, parent[parent]):
         parent = parent[parent]
     members = np.flatnonzero(parent != np.arange(n))
