@@ -219,7 +219,7 @@ def clusters_from_signatures(signatures: np.ndarray, threshold: float = 0.7) -> 
         while links[j] != j:
             j = links[j]
         links[max(i, j)] = min(i, j)
-    parent = np.array(links)
+    parent = np.array(links, dtype=np.int64)
     while not np.array_equal(parent, parent[parent]):
         parent = parent[parent]
     members = np.flatnonzero(parent != np.arange(n))
