@@ -42,6 +42,7 @@ ODD_TEXTS = [
     "ünïcode wörds 日本語 テスト é",
     "x\0y\0z",
     "lone \ud800 surrogate",
+    "astral 𝑥𝑦 😀 words",  # beyond the first plane: 𝑥𝑦 is one word, the emoji none
 ]
 
 
