@@ -211,6 +211,15 @@ def test_kernel_pickles_and_gives_the_same_signatures_in_another_process():
     assert pickle.loads(pickle.dumps(elsewhere)).dtype == np.uint32
 
 
+def test_a_forked_worker_computes_signatures_after_its_parent_did():
+    # A native thread pool started in the parent would be gone in a forked child: its next parallel call hangs.
+    texts = [" ".join(f"w{7 * i + j}" for j in range(60)) for i in range(1_500)]
+    here = minhash_signatures(texts)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        elsewhere = pool.apply_async(_signatures_in_a_worker, (texts,)).get(timeout=120)
+    assert np.array_equal(elsewhere, here)
+
+
 def test_the_hash_version_is_part_of_the_data_config():
     assert DataConfig().dedup_hash_version == DEDUP_HASH_VERSION
     with pytest.raises(ConfigError, match="dedup_hash_version"):

@@ -35,6 +35,9 @@ if rensa.RMinHash.ALGORITHM_VERSION != RENSA_ALGORITHM:
 EMPTY = np.uint32(0xFFFFFFFF)  # the value of every slot of a signature with no shingles
 CANDIDATE_RECALL = 0.9  # the LSH bands make a pair at the threshold a candidate with at least this probability
 _BATCH = 1 << 21  # characters hashed per numpy pass (about 40 bytes of arrays each)
+# Rows per rensa call: below its threshold for parallel rows (256), as its thread pool does not survive a fork
+# (multiprocessing's, Spark's workers): the processes around the kernel do the parallel work.
+_RENSA_ROWS = 255
 _PLANE, _UNICODE = 0x10000, 0x110000  # the table of the first plane is built in ms, all of Unicode in 0.1 s
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93))  # odd multipliers of a 64-bit mix
 
@@ -146,8 +149,11 @@ def minhash_signatures(texts: Sequence[str], num_perm: int = 256, ngram: int = 5
     signatures = np.full((len(texts), num_perm), EMPTY, dtype=np.uint32)
     for lo, hi in _batches([len(text) for text in texts]):
         hashes, offsets = shingle_hashes(texts[lo:hi], ngram)
-        matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, seed)
-        signatures[lo:hi] = np.array(matrix.to_rows(), dtype=np.uint32).reshape(hi - lo, num_perm)
+        for row in range(0, hi - lo, _RENSA_ROWS):
+            bounds = offsets[row : row + _RENSA_ROWS + 1]
+            flat = hashes[int(bounds[0]) : int(bounds[-1])]
+            matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, bounds - bounds[0], num_perm, seed)
+            signatures[lo + row : lo + row + len(bounds) - 1] = np.array(matrix.to_rows(), dtype=np.uint32)
     return signatures
 
 
