@@ -38,14 +38,15 @@ _BATCH = 1 << 21  # characters hashed per numpy pass (about 40 bytes of arrays e
 # Rows per rensa call: below its threshold for parallel rows (256), as its thread pool does not survive a fork
 # (multiprocessing's, Spark's workers): the processes around the kernel do the parallel work.
 _RENSA_ROWS = 255
-_PLANE, _UNICODE = 0x10000, 0x110000  # the table of the first plane is built in ms, all of Unicode in 0.1 s
+_PLANE, _UNICODE = 0x10000, 0x110000  # the first plane's table takes ms, all of Unicode's 0.1 s
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93))  # odd multipliers of a 64-bit mix
 
 
 @cache
 def _word_characters(top: int) -> np.ndarray:
     """Whether each code point below ``top`` is a word character of ``ngrams.WORD`` (``\\w``), from the regex itself."""
-    every = "".join(map(chr, range(top))).replace("\0", "\1")  # \0 and \1 are both non-word characters
+    every = np.arange(top, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    every = every.replace("\0", "\1")  # \0 and \1 are both non-word characters
     marked = re.sub(r"\w", "\0", every)
     return np.frombuffer(marked.encode("utf-32-le", "surrogatepass"), dtype=np.uint32) == 0
 
