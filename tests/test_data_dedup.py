@@ -21,6 +21,7 @@ from dslib.config import DEDUP_HASH_VERSION, ConfigError, DataConfig
 from dslib.data import dedup
 from dslib.data.dedup import (
     EMPTY,
+    band_keys,
     clusters_from_signatures,
     estimated_jaccard,
     lsh_bands,
@@ -151,6 +152,18 @@ def test_lsh_bands_make_a_pair_at_the_threshold_a_likely_candidate():
         assert 1 - (1 - threshold**rows) ** bands >= dedup.CANDIDATE_RECALL
         fewer = (256 // (rows + 1), rows + 1)  # one more row per band would miss the recall target
         assert rows == 256 or 1 - (1 - threshold ** fewer[1]) ** fewer[0] < dedup.CANDIDATE_RECALL
+
+
+def test_band_keys_are_equal_exactly_where_a_band_is_and_do_not_depend_on_the_partition():
+    rng = np.random.default_rng(1)
+    signatures = rng.integers(0, 2**32 - 1, (40, 256), dtype=np.uint32)
+    signatures[1, 7:14] = signatures[0, 7:14]  # rows 0 and 1 share band 1 (7 rows a band at 0.7)
+    keys = band_keys(signatures)
+    assert keys.shape == (40, 36)
+    pairs = combinations(range(40), 2)
+    equal = {(i, j, band) for i, j in pairs for band in range(36) if keys[i, band] == keys[j, band]}
+    assert equal == {(0, 1, 1)}
+    assert np.array_equal(np.concatenate([band_keys(signatures[:13]), band_keys(signatures[13:])]), keys)
 
 
 def test_clusters_equal_brute_force_on_signatures():

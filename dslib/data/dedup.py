@@ -176,6 +176,21 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return num_perm, 1
 
 
+def band_keys(signatures: np.ndarray, threshold: float = 0.7) -> np.ndarray:
+    """One uint64 key per LSH band of each signature, ``[rows, bands]`` (:func:`lsh_bands`).
+
+    Two rows that share a key in some band are a candidate pair; an engine that groups rows by ``(band, key)``
+    across partitions (Spark) finds the candidates :func:`clusters_from_signatures` finds in one process.
+    """
+    signatures = np.asarray(signatures, dtype=np.uint32)
+    bands, rows = lsh_bands(threshold, signatures.shape[1])
+    keys = np.empty((len(signatures), bands), dtype=np.uint64)
+    for lo in range(0, len(signatures), 1 << 14):  # bounded memory: 16k rows widened to uint64 at a time
+        block = signatures[lo : lo + (1 << 14), : bands * rows].reshape(-1, bands, rows).astype(np.uint64)
+        keys[lo : lo + len(block)] = fmix64(block @ _multipliers(rows))
+    return keys
+
+
 def _band_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of positions ``(a, b)`` with equal ``keys``, ``a`` before ``b`` in sorted order."""
     if len(keys) < 2:
@@ -207,16 +222,15 @@ def clusters_from_signatures(signatures: np.ndarray, threshold: float = 0.7) -> 
     same = np.all(signatures[live] == signatures[rep], axis=1)  # a hash collision keeps its own row
     parent[live[same]] = rep[same]
     distinct = live[~same | (rep == live)]
-    bands, rows = lsh_bands(threshold, num_perm)
+    keys = band_keys(signatures[distinct], threshold)
     codes = [np.zeros(0, dtype=np.int64)]
-    for band in range(bands):
-        block = signatures[distinct, band * rows : (band + 1) * rows].astype(np.uint64)
-        a, b = _band_pairs(fmix64(block @ _multipliers(rows)))
+    for band in range(keys.shape[1]):
+        a, b = _band_pairs(keys[:, band])
         codes.append(distinct[np.minimum(a, b)] * n + distinct[np.maximum(a, b)])
     codes = np.sort(np.concatenate(codes))
     left, right = np.divmod(codes[np.diff(codes, prepend=-1) != 0], n)
     agree = np.zeros(len(left), dtype=bool)
-    for lo in range(0, len(left), 1 << 14):  # bounded memory: 16k pairs of signatures at a time
+    for lo in range(0, len(left), 1 << 14):
         i, j = left[lo : lo + (1 << 14)], right[lo : lo + (1 << 14)]
         agree[lo : lo + len(i)] = (signatures[i] == signatures[j]).mean(axis=1) >= threshold
     links = parent.tolist()
