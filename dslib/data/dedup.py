@@ -9,8 +9,9 @@ first sample is kept. The work splits into two picklable steps that run per part
   of texts at once with numpy (no Python string per word or per shingle), each 5-gram hash is a vectorised
   combination of its words' hashes, and rensa's R-MinHash (Rust; a seeded ``(a·h + b) >> 32`` permutation
   per slot) turns each text's shingle hashes into its signature.
-- :func:`clusters_from_signatures`, signatures → clusters: LSH bands as numpy sort keys, candidates
-  confirmed by their estimated Jaccard, confirmed pairs joined transitively (as in BigCode's near-dedup).
+- :func:`clusters_from_signatures`, signatures → clusters: LSH bands as numpy sort keys (:func:`band_keys`,
+  which an engine grouping across partitions uses too), candidates confirmed by their estimated Jaccard,
+  confirmed pairs joined transitively (as in BigCode's near-dedup).
 """
 
 from __future__ import annotations
