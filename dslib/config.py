@@ -18,6 +18,9 @@ from typing import Any
 SCALES = ("smoke", "cpu", "gpu", "paper")
 FIM_MODES = ("psm", "spm", "msp")
 FIM_LEVELS = ("document", "context")
+# The MinHash hash family of dslib.data.dedup, in DataConfig so that a corpus built with another one is rebuilt.
+# 1: datasketch affine32 over BLAKE2b word hashes; 2: rensa R-MinHash over numpy word hashes.
+DEDUP_HASH_VERSION = 2
 
 
 class ConfigError(ValueError):
@@ -58,6 +61,7 @@ class DataConfig:
     dedup_ngram: int = 5
     dedup_num_perm: int = 256
     dedup_threshold: float = 0.7
+    dedup_hash_version: int = DEDUP_HASH_VERSION  # not a choice: a stamp in the corpus's fingerprint
     # Decontamination, §2.4.
     decontam_ngram: int = 10  # paper: 10-gram
     decontam_min_ngram: int = 3  # paper: shorter strings (>= 3-grams) need an exact match
@@ -71,6 +75,7 @@ class DataConfig:
         _positive(self, "max_file_bytes", "dedup_ngram", "dedup_num_perm", "num_proc", "num_shards")
         if not 0 < self.dedup_threshold <= 1:
             raise ConfigError(f"DataConfig.dedup_threshold={self.dedup_threshold} must be in (0, 1]")
+        _choice(self.dedup_hash_version, (DEDUP_HASH_VERSION,), "DataConfig.dedup_hash_version")
 
 
 @dataclass(frozen=True)

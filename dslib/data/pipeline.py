@@ -171,7 +171,6 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
     samples = [repo_sample([(f.path, f.language, f.text) for f in r.files if f.reason is None]) for r in records]
     clock = time.perf_counter()
     stage_bytes["near_dedup"] += sum(len(s.encode()) for s in samples)
-    # seed + 1: the default config (seed 0) then uses datasketch's default permutations (seed 1).
     signatures = dedup.minhash_signatures(samples, config.dedup_num_perm, config.dedup_ngram, seed=config.seed + 1)
     timings["near_dedup"] += time.perf_counter() - clock
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
@@ -263,7 +262,7 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     names = [name for result in results for name in result.repos]
     signatures = np.concatenate([r.signatures for r in results]) if names else np.zeros((0, config.dedup_num_perm))
     clock = time.perf_counter()
-    clusters = dedup.clusters_from_signatures(signatures, config.dedup_threshold, seed=config.seed + 1)
+    clusters = dedup.clusters_from_signatures(signatures, config.dedup_threshold)
     index_seconds = time.perf_counter() - clock
     duplicates = {names[i] for cluster in clusters for i in cluster[1:]}
     survivors = [n for r in results for n, ok in zip(r.repos, r.survives, strict=True) if ok and n not in duplicates]
