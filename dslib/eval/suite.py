@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RECORD_FIELDS = ("task", "task_id", "completion_id", "instruct", "generation")
 CHUNK_BATCHES = 4  # batches generated between two appends to the generations file
-NOT_SHIPPED = {"TabMWP": "its data is not in the source snapshot of the paper's repository (Table 8 column)"}
+NOT_SHIPPED = {"TabMWP": "its data is not in the source snapshot of the paper's repository"}
 
 
 def load_task(name: str) -> tuple[Task | None, str | None]:
@@ -248,9 +248,11 @@ def table_rows(scores: dict[str, dict], parameters: int | None, instruct: bool =
                 }
             )
     if any(paper.TASK_COLUMNS[n][0] is paper.TABLE8 for n in scores):
+        model = f"DeepSeek-Coder-Base {size}"
         for column, why in NOT_SHIPPED.items():
+            value = paper.TABLE8.get(model, column)
             rows.append(
-                {"task": column.lower(), "ours": f"unavailable: {why}", "paper": None, "source": "", "note": ""}
+                {"task": column.lower(), "ours": f"unavailable: {why}", "paper": value, "source": "[P] Table 8"}
             )
     return rows
 
