@@ -323,3 +323,15 @@ def test_pal_answer_line_is_found_among_other_output():
     )
     result = task.check(problem, chatty)
     assert result.passed and result.detail == "answer '43', gold '43'"
+
+
+def test_single_line_infilling_in_task_shape():
+    from dslib.eval.infilling import SingleLineInfilling
+
+    task = SingleLineInfilling("spm")
+    problems = task.problems()[:6]
+    assert len(task.problems()) == 1033 and task.postprocess(problems[0], "x = 1\ny = 2") == "x = 1"
+    assert task.prompt(problems[0]).startswith("<｜fim▁begin｜><｜fim▁hole｜>" + problems[0]["suffix"])
+    results = task.check_all([(p, task.reference(p)) for p in problems], progress=False)
+    assert all(r.passed for r in results)
+    assert not task.check(problems[0], "    return None").passed
