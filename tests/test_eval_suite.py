@@ -140,3 +140,13 @@ def test_a_task_without_its_toolchain_is_unavailable_not_zero(tmp_path, monkeypa
     assert scores == {"mbpp": {"unavailable": "python3 is missing: apt-get install python3"}} and results == []
     row = suite.table_rows(scores, None)[0]
     assert row["ours"] == "unavailable: python3 is missing: apt-get install python3" and row["paper"] == 46.2
+
+
+def test_base_and_chat_generations_are_not_scored_together(tmp_path):
+    base = {"task": "mbpp", "task_id": 11, "completion_id": 0, "instruct": False, "generation": ""}
+    scores, _ = suite.score([base, {**base, "instruct": True}], progress=False)
+    assert "both the base and the chat format" in scores["mbpp"]["error"]
+    path = tmp_path / "generations.jsonl"
+    path.write_text(json.dumps(base) + "\n")
+    with pytest.raises(ValueError, match="holds mbpp generations in the base format"):
+        suite.generate(None, object(), ["mbpp"], path, instruct=True, limit=1, progress=False)

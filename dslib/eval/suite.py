@@ -112,6 +112,11 @@ def generate(
             skipped[name] = f"unavailable: {why}"
             continue
         chat = instruct or task.instruct_only
+        if any(saved == name and mode != chat for saved, _, _, mode in done):
+            raise ValueError(
+                f"{path} holds {name} generations in the {'base' if chat else 'chat'} format; "
+                "score them apart: choose another output folder"
+            )
         todo = [
             {
                 "task": name,
@@ -181,6 +186,9 @@ def score(
             scores[name] = {"error": f"{len(unknown)} generations name unknown problems, e.g. {unknown[0]!r}"}
             continue
         samples = by_task[name]
+        if len({bool(r["instruct"]) for r in samples}) > 1:
+            scores[name] = {"error": "generations in both the base and the chat format; score them apart"}
+            continue
         pairs = [(problems[str(r["task_id"])], _postprocess(task, problems[str(r["task_id"])], r)) for r in samples]
         verdicts = task.check_all(pairs, timeout=timeout, workers=workers, progress=progress)
         outcomes, groups = defaultdict(list), defaultdict(lambda: defaultdict(list))
