@@ -150,3 +150,13 @@ def test_base_and_chat_generations_are_not_scored_together(tmp_path):
     path.write_text(json.dumps(base) + "\n")
     with pytest.raises(ValueError, match="holds mbpp generations in the base format"):
         suite.generate(None, object(), ["mbpp"], path, instruct=True, limit=1, progress=False)
+
+
+def test_table_rows_add_table3s_mean_when_all_eight_languages_are_scored():
+    names = [f"humaneval-{lang}" for lang in ("python", "cpp", "java", "php", "ts", "cs", "sh", "js")]
+    scores = {n: {"pass@1": 0.25 if n == "humaneval-python" else 0.5, "problems": 1, "samples": 1} for n in names}
+    rows = suite.table_rows(scores, 6_700_000_000)
+    assert rows[0]["paper"] == 49.4 and rows[0]["source"] == "[P] Table 3, DeepSeek-Coder-Base 6.7B"
+    assert rows[-1] == {"task": "humaneval (8-language mean)", "ours": 46.9, "paper": 44.7, "source": "[P] Table 3 Avg"}
+    del scores["humaneval-sh"]
+    assert all("mean" not in r["task"] for r in suite.table_rows(scores, None))

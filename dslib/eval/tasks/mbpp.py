@@ -6,6 +6,9 @@ task_ids 2, 3 and 4 as worked examples and scores task_ids 11–510. A base mode
 tests:\\n\\n{tests}\\n[BEGIN]`` after the three examples (each closed by ``[DONE]``) and its continuation is cut
 at ``[DONE]``; an Instruct model gets the ``>>> Problem:`` / ``>>> Test Cases:`` chat turn and its reply's
 ``python`` block is the code. The program is the code followed by the asserts.
+
+The repository drops examples from the front when the prompt would leave fewer than ``max_gen_len`` tokens of
+its context; at its 4096-token setting no MBPP prompt comes near that, so the prompt is always 3-shot here.
 """
 
 from __future__ import annotations
