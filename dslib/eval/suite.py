@@ -134,7 +134,9 @@ def generate(
         settings = config
         if paper_lengths:
             settings = dataclasses.replace(
-                config, max_new_tokens=task.max_new_tokens, max_input_tokens=task.max_input_tokens
+                config,
+                max_new_tokens=task.max_new_tokens_instruct if chat else task.max_new_tokens,
+                max_input_tokens=task.max_input_tokens,
             )
         # A chat reply ends at <|EOT|> (the Instruct models' eos); a base continuation at the task's stop words.
         stop = ((eot,) if eot is not None else ()) if chat else task.stop

@@ -37,7 +37,7 @@ class LeetCode(Task):
     """The ``leetcode`` task; ``cot=True`` is ``leetcode-cot``."""
 
     instruct_only = True
-    max_new_tokens = 1024  # vllm_inference.py: max_tokens 1024, max_model_len 4096
+    max_new_tokens = max_new_tokens_instruct = 1024  # vllm_inference.py: max_tokens 1024, max_model_len 4096
 
     def __init__(self, cot: bool = False):
         self.cot = cot
