@@ -112,7 +112,7 @@ def test_saved_generations_are_never_lost_or_misread(tmp_path, caplog):
         suite.read_generations(path)
 
 
-def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, tmp_path):
+def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, tmp_path, capsys):
     bare = tmp_path / "bare"
     shutil.copytree(checkpoint, bare)
     (bare / "tokenizer.json").unlink()
@@ -120,6 +120,9 @@ def test_checkpoint_without_tokenizer_is_a_clear_error(checkpoint, tmp_path):
         suite.evaluate(bare, ["mbpp"], tmp_path / "out", progress=False)
     with pytest.raises(SystemExit):
         report.main(["--tasks", "mbpp"])  # neither a checkpoint nor --score-only
+    with pytest.raises(SystemExit):
+        report.main([str(bare), "--tasks", "mbpp", "--out", str(tmp_path / "cli")])
+    assert "has no tokenizer.json" in capsys.readouterr().err
 
 
 def test_generations_of_another_checkpoint_are_not_mixed(checkpoint, tmp_path):

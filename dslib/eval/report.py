@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             names = resolve(args.tasks) if args.tasks else None
         except (KeyError, ValueError) as err:
             parser.error(str(err.args[0]))
-        return _suite(args, names, config, dtype)
+        try:
+            return _suite(args, names, config, dtype)
+        except (FileNotFoundError, ValueError) as err:  # a bad checkpoint folder or generations file
+            parser.error(str(err))
     result = evaluate_checkpoint(args.checkpoint, config, tuple(args.modes), args.device, dtype)
     print(markdown_table(paper_rows(result), ("metric", "ours", "paper", "source", "note")))
     print(f"\n{result['parameters']:,} parameters on {result['device']}, {result['seconds']:.0f} s")
