@@ -54,7 +54,7 @@ def instruct_generation(prompt: str, reply: str) -> str:
     if start >= 0:
         indent = len(block[:start]) - len(block[:start].rstrip(" "))
     # The repository ends the body at the last line that closes a brace at the function's indent (its rule for
-    # the C-like languages, applied to Python too): kept, since it decides some samples.
+    # the C-like languages, applied to Python too): kept, so that a verdict never differs from the repository's.
     end = block.rfind("\n" + " " * indent + "}")
     body = block[max(start, 0) : end if end >= 0 else len(block)]
     return "\n".join(lines[:last]) + "\n" + body + "\n"
