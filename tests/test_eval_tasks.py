@@ -219,6 +219,9 @@ def test_leetcode_correct_solution_passes_and_wrong_fails(leetcode):
     # A reply that carries on from the template's indentation is appended to the template's code.
     tail = "\n        return sum(i // 8 + 1 for i in range(len(word)))"
     assert task.check(p, task.postprocess(p, tail, instruct=True)).passed
+    unclosed = "```python\nclass Solution:\n    pass"  # evaluate_leetcode.py keeps such a reply whole
+    assert task.postprocess(p, unclosed, instruct=True) == unclosed
+    assert task.postprocess(p, "[PYTHON]\nx = 1\n[/PYTHON]", instruct=True) == "x = 1"
 
 
 # ------------------------------------------------------------------------------------------ PAL grading
