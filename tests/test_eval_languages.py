@@ -1,0 +1,178 @@
+"""Multilingual HumanEval in the sandbox: for each language, hand-written correct completions of five problems
+pass their MultiPL-E tests, a wrong one fails, one that does not compile is a compile error (a plain failure
+for the interpreted languages) and an endless loop times out. All of a language's programs run in one batch."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from dslib.eval import languages
+from dslib.eval.execution import Result, Status, run_program
+from dslib.eval.tasks.multiple import MultiPLE, extract_program
+
+GCD, STRLEN, PALINDROME, ADD, SUM_TO_N, FIB = "_13_", "_23_", "_48_", "_53_", "_60_", "_55_"
+
+# Continuations of each problem's prompt, as a base model would write them (the test closes the function
+# in C++, Java, C# and Bash; the others close it themselves).
+CORRECT = {
+    "cpp": {
+        GCD: "    return b == 0 ? a : greatest_common_divisor(b, a % b);\n",
+        STRLEN: "    return string.size();\n",
+        PALINDROME: "    return std::string(text.rbegin(), text.rend()) == text;\n",
+        ADD: "    return x + y;\n",
+        SUM_TO_N: "    return n * (n + 1) / 2;\n",
+    },
+    "java": {
+        GCD: "        return b == 0 ? a : greatestCommonDivisor(b, a % b);\n",
+        STRLEN: "        return string.length();\n",
+        PALINDROME: "        return new StringBuilder(text).reverse().toString().equals(text);\n",
+        ADD: "        return x + y;\n",
+        SUM_TO_N: "        return n * (n + 1) / 2;\n",
+    },
+    "cs": {
+        GCD: "        return b == 0 ? a : GreatestCommonDivisor(b, a % b);\n",
+        STRLEN: "        return str.Length;\n",
+        PALINDROME: "        return new string(text.Reverse().ToArray()) == text;\n",
+        ADD: "        return x + y;\n",
+        SUM_TO_N: "        return n * (n + 1) / 2;\n",
+    },
+    "php": {  # PHP's own strlen() makes HumanEval_23 unsolvable there (a redeclaration): fib instead
+        GCD: "    return $b == 0 ? $a : greatest_common_divisor($b, $a % $b);\n}\n",
+        FIB: "    return $n < 2 ? $n : fib($n - 1) + fib($n - 2);\n}\n",
+        PALINDROME: "    return strrev($text) === $text;\n}\n",
+        ADD: "    return $x + $y;\n}\n",
+        SUM_TO_N: "    return intdiv($n * ($n + 1), 2);\n}\n",
+    },
+    "ts": {
+        GCD: "  return b === 0 ? a : greatest_common_divisor(b, a % b);\n}\n",
+        STRLEN: "  return string.length;\n}\n",
+        PALINDROME: "  return text.split('').reverse().join('') === text;\n}\n",
+        ADD: "  return x + y;\n}\n",
+        SUM_TO_N: "  return n * (n + 1) / 2;\n}\n",
+    },
+    "js": {
+        GCD: "  return b === 0 ? a : greatest_common_divisor(b, a % b);\n}\n",
+        STRLEN: "  return string.length;\n}\n",
+        PALINDROME: "  return text.split('').reverse().join('') === text;\n}\n",
+        ADD: "  return x + y;\n}\n",
+        SUM_TO_N: "  return n * (n + 1) / 2;\n}\n",
+    },
+    "sh": {
+        GCD: "    local a=$1 b=$2 t\n    while (( b != 0 )); do t=$b; b=$(( a % b )); a=$t; done\n    echo $a\n",
+        STRLEN: "    echo ${#1}\n",
+        PALINDROME: (
+            '    local s=$1 r=""\n    for (( i=${#s}-1; i>=0; i-- )); do r+=${s:i:1}; done\n'
+            '    [[ $s == "$r" ]] && echo true || echo false\n'
+        ),
+        ADD: "    echo $(( $1 + $2 ))\n",
+        SUM_TO_N: "    echo $(( $1 * ($1 + 1) / 2 ))\n",
+    },
+}
+CLOSE = {"php": "}\n", "ts": "}\n", "js": "}\n"}  # languages whose completion closes the function
+WRONG = {  # add() that subtracts
+    "cpp": "    return x - y;\n",
+    "java": "        return x - y;\n",
+    "cs": "        return x - y;\n",
+    "php": "    return $x - $y;\n}\n",
+    "ts": "  return x - y;\n}\n",
+    "js": "  return x - y;\n}\n",
+    "sh": "    echo $(( $1 - $2 ))\n",
+}
+BROKEN = {  # add() that does not parse
+    "cpp": "    return x +;\n",
+    "java": "        return x +;\n",
+    "cs": "        return x +;\n",
+    "php": "    return $x +;\n}\n",
+    "ts": "  return x +;\n}\n",
+    "js": "  return x +;\n}\n",
+    "sh": "    echo $(( $1 + $2 ))\n    if then fi\n",
+}
+LOOP = {
+    "cpp": "    while (true) {}\n",
+    "java": "        while (true) {}\n",
+    "cs": "        while (true) {}\n",
+    "php": "    while (true) {}\n}\n",
+    "ts": "  while (true) {}\n}\n",
+    "js": "  while (true) {}\n}\n",
+    "sh": "    while true; do :; done\n",
+}
+COMPILED = {name for name, chain in languages.LANGUAGES.items() if chain.compile is not None}
+
+
+def find(task: MultiPLE, marker: str) -> dict:
+    return next(p for p in task.problems() if marker in p["task_id"])
+
+
+@pytest.fixture(scope="module", params=sorted(languages.LANGUAGES))
+def verdicts(request) -> tuple[str, dict[str, Result]]:
+    """Every program of one language, run as one parallel batch: name -> result."""
+    language = request.param
+    reason = languages.unavailable(language)
+    if reason:
+        pytest.skip(reason)
+    task = MultiPLE(language)
+    add = find(task, ADD)
+    cases = {marker: (find(task, marker), completion) for marker, completion in CORRECT[language].items()}
+    cases |= {"wrong": (add, WRONG[language]), "broken": (add, BROKEN[language]), "loop": (add, LOOP[language])}
+    sources = [task.program(problem, completion) for problem, completion in cases.values()]
+    programs = [languages.build(language, source, compile_timeout=60) for source in sources]
+    timeouts = {"loop": 1.5}
+    with ThreadPoolExecutor(2) as pool:
+        futures = [
+            pool.submit(run_program, p, timeouts.get(name, 10.0)) for name, p in zip(cases, programs, strict=True)
+        ]
+        return language, {name: f.result() for name, f in zip(cases, futures, strict=True)}
+
+
+def test_correct_completions_pass(verdicts):
+    language, results = verdicts
+    correct = {name: r for name, r in results.items() if name.startswith("_")}
+    assert len(correct) >= 5
+    for name, result in correct.items():
+        assert result.passed and result.status == Status.PASSED, (language, name, result)
+
+
+def test_a_wrong_completion_fails(verdicts):
+    language, results = verdicts
+    assert (results["wrong"].passed, results["wrong"].status) == (False, Status.FAILED), results["wrong"]
+
+
+def test_a_completion_that_does_not_parse_is_a_compile_error(verdicts):
+    language, results = verdicts
+    expected = Status.COMPILE_ERROR if language in COMPILED else Status.FAILED
+    assert (results["broken"].passed, results["broken"].status) == (False, expected), results["broken"]
+
+
+def test_an_endless_loop_times_out(verdicts):
+    language, results = verdicts
+    assert (results["loop"].passed, results["loop"].status) == (False, Status.TIMEOUT), results["loop"]
+    assert results["loop"].seconds < 1.5 + 60 + 5
+
+
+def test_unknown_language_and_missing_tools_are_named(monkeypatch):
+    with pytest.raises(ValueError, match="unknown language 'cobol'"):
+        MultiPLE("cobol")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    reason = languages.unavailable("cs")
+    assert "mcs" in reason and "apt-get install -y mono-mcs mono-runtime" in reason
+    assert MultiPLE("ts").unavailable().endswith(f"npm install -g {languages.TYPESCRIPT}")
+    with pytest.raises(RuntimeError, match="humaneval-cs cannot run here"):
+        MultiPLE("cs").check(find(MultiPLE("cs"), ADD), CORRECT["cs"][ADD])
+
+
+def test_base_prompt_stop_words_and_instruct_extraction():
+    task = MultiPLE("java")
+    add = find(task, ADD)
+    assert task.name == "humaneval-java" and task.prompt(add) == add["prompt"].strip()
+    assert (
+        task.postprocess(add, "        return x + y;\n    }\n    public static void main(") == "        return x + y;"
+    )
+    assert "\nconsole.log" in MultiPLE("ts").stop and "\nexport" in MultiPLE("ts").stop
+    reply = (
+        "Here:\n```java\nclass Problem {\n    public static long add(long x, long y) {\n"
+        "        return x + y;\n    }\n    public static void main(String[] args) {\n    }\n}\n```"
+    )
+    program = extract_program(add["prompt"], reply, "java")
+    assert program.startswith(add["prompt"].strip().rsplit("\n", 1)[0])
+    assert program.endswith("public static long add(long x, long y) {\n        return x + y;\n")
+    assert task.program(add, program).count("public static long add") == 1  # a whole program, not appended
