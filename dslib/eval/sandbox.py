@@ -485,7 +485,7 @@ def serve() -> None:
                 answer = supervise(setup, request)
             except BaseException as e:  # reported, never silently lost
                 answer = {"error": f"supervisor failed: {e!r}"}
-            answer["id"] = request["id"]
+            answer["id"], answer["uid"] = request["id"], request["uid"]
             write_answer(answer)
             os._exit(0)
 
