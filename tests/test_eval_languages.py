@@ -97,7 +97,7 @@ def test_unknown_language_and_missing_tools_are_named(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     reason = languages.unavailable("cs")
     assert "mcs" in reason and "apt-get install -y mono-mcs mono-runtime" in reason
-    assert MultiPLE("ts").unavailable().endswith(f"npm install -g {languages.TYPESCRIPT}")
+    assert f"npm install -g {languages.TYPESCRIPT}" in MultiPLE("ts").unavailable()
     with pytest.raises(RuntimeError, match="humaneval-cs cannot run here"):
         MultiPLE("cs").check(find(MultiPLE("cs"), ADD), CORRECT["cs"][ADD])
 

@@ -88,7 +88,7 @@ LANGUAGES = {
         ("bash", "-c", "tsc test.ts --target ES2015 --lib ES2015,DOM || tsc test.ts"),
         ("node", "test.js"),
         ("tsc", "node"),
-        f"apt-get install -y nodejs npm && npm install -g {TYPESCRIPT}",
+        f"npm install -g {TYPESCRIPT} (Node.js with npm first: apt-get install -y nodejs npm)",
     ),
     "php": Toolchain("PHP", "test.php", None, ("php", "-f", "test.php"), ("php",), "apt-get install -y php-cli"),
     "cs": Toolchain(
