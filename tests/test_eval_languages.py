@@ -8,6 +8,7 @@ import pytest
 
 from dslib.eval import languages
 from dslib.eval.execution import Result, Status, run_program
+from dslib.eval.tasks.base import chat_prompt
 from dslib.eval.tasks.multiple import MultiPLE, extract_program
 from dslib.eval.tasks.multiple_solutions import ADD, CORRECT
 
@@ -118,3 +119,24 @@ def test_base_prompt_stop_words_and_instruct_extraction():
     assert program.startswith(add["prompt"].strip().rsplit("\n", 1)[0])
     assert program.endswith("public static long add(long x, long y) {\n        return x + y;\n")
     assert task.program(add, program).count("public static long add") == 1  # a whole program, not appended
+
+
+def test_instruct_prompt_is_the_repository_request_in_a_chat_turn():
+    task = MultiPLE("cpp")
+    add = find(task, ADD)
+    # eval_instruct.py's build_deepseekcoder_instruction, with its language code and the unstripped prompt.
+    request = (
+        "Please help me to complete the function. Use the given packages only and DO NOT refer any new package. "
+        "Please return all completed function in a codeblock. \n"
+        "Here is the given code to do completion:\n```cpp\n" + add["prompt"] + "\n```"
+    )
+    assert task.prompt(add, instruct=True) == chat_prompt(request)
+
+
+@pytest.mark.skipif(languages.unavailable("js") is not None, reason=str(languages.unavailable("js")))
+def test_javascript_output_fails_a_correct_program_as_the_repository_judges():
+    task = MultiPLE("js")
+    add = find(task, ADD)
+    assert task.check(add, CORRECT["js"][ADD]).passed
+    printing = task.check(add, "  console.log('debug');\n  return x + y;\n}\n")
+    assert (printing.passed, printing.status) == (False, Status.FAILED) and "debug" in printing.detail

@@ -85,7 +85,8 @@ LANGUAGES = {
     "ts": Toolchain(
         "TypeScript",
         "test.ts",
-        ("bash", "-c", "tsc test.ts --target ES2015 --lib ES2015,DOM || tsc test.ts"),
+        # --skipLibCheck leaves TypeScript's own declaration files unchecked (they have no errors): half the time.
+        ("bash", "-c", "tsc test.ts --target ES2015 --lib ES2015,DOM --skipLibCheck || tsc test.ts --skipLibCheck"),
         ("node", "test.js"),
         ("tsc", "node"),
         f"npm install -g {TYPESCRIPT} (Node.js with npm first: apt-get install -y nodejs npm)",
