@@ -96,7 +96,6 @@ def multilingual(names: list[str], n: int, workers: int, timeout: float, repeats
     from dslib.eval import languages
     from dslib.eval.execution import isolation
     from dslib.eval.tasks.multiple import MultiPLE
-    from dslib.eval.tasks.multiple_solutions import reference_samples
 
     print(f"# known-correct programs × {n}, {workers} workers, timeout {timeout:g} s, best of {repeats} interleaved")
     print(f"# dslib sandbox: {isolation().describe()}")
@@ -109,8 +108,8 @@ def multilingual(names: list[str], n: int, workers: int, timeout: float, repeats
             print(f"| {language} | unavailable: {reason} | | | | |")
             continue
         task = MultiPLE(language)
-        problems = {p["task_id"]: p for p in task.problems()}
-        sources = [task.program(problems[s["task_id"]], s["completion"]) for s in reference_samples(language)] * n
+        known = [p for p in task.problems() if task.reference(p) is not None]
+        sources = [task.program(p, task.reference(p)) for p in known] * n
         best = {"bare": float("inf"), "sandbox": float("inf")}
         for _ in range(repeats):
             start = time.perf_counter()

@@ -10,7 +10,7 @@ from dslib.eval import languages
 from dslib.eval.execution import Result, Status, run_program
 from dslib.eval.tasks.base import chat_prompt
 from dslib.eval.tasks.multiple import MultiPLE, extract_program
-from dslib.eval.tasks.multiple_solutions import ADD, CORRECT
+from dslib.eval.tasks.multiple_solutions import ADD
 
 WRONG = {  # add() that subtracts
     "cpp": "    return x - y;\n",
@@ -55,9 +55,11 @@ def verdicts(request) -> tuple[str, dict[str, Result]]:
         pytest.skip(reason)
     task = MultiPLE(language)
     add = find(task, ADD)
-    cases = {marker: (find(task, marker), completion) for marker, completion in CORRECT[language].items()}
-    cases |= {"wrong": (add, WRONG[language]), "broken": (add, BROKEN[language]), "loop": (add, LOOP[language])}
-    sources = [task.program(problem, completion) for problem, completion in cases.values()]
+    known = [p for p in task.problems() if task.reference(p) is not None]
+    cases = {p["task_id"]: (p, task.reference(p)) for p in known}
+    for name, continuation in (("wrong", WRONG), ("broken", BROKEN), ("loop", LOOP)):
+        cases[name] = (add, add["prompt"] + "\n" + continuation[language])
+    sources = [task.program(problem, generation) for problem, generation in cases.values()]
     programs = [languages.build(language, source, compile_timeout=60) for source in sources]
     timeouts = {"loop": 1.5}
     with ThreadPoolExecutor(2) as pool:
@@ -69,7 +71,7 @@ def verdicts(request) -> tuple[str, dict[str, Result]]:
 
 def test_correct_completions_pass(verdicts):
     language, results = verdicts
-    correct = {name: r for name, r in results.items() if name.startswith("_")}
+    correct = {name: r for name, r in results.items() if name.startswith("HumanEval_")}
     assert len(correct) >= 5
     for name, result in correct.items():
         assert result.passed and result.status == Status.PASSED, (language, name, result)
@@ -100,16 +102,15 @@ def test_unknown_language_and_missing_tools_are_named(monkeypatch):
     assert "mcs" in reason and "apt-get install -y mono-mcs mono-runtime" in reason
     assert f"npm install -g {languages.TYPESCRIPT}" in MultiPLE("ts").unavailable()
     with pytest.raises(RuntimeError, match="humaneval-cs cannot run here"):
-        MultiPLE("cs").check(find(MultiPLE("cs"), ADD), CORRECT["cs"][ADD])
+        MultiPLE("cs").check(find(MultiPLE("cs"), ADD), "")
 
 
 def test_base_prompt_stop_words_and_instruct_extraction():
     task = MultiPLE("java")
     add = find(task, ADD)
     assert task.name == "humaneval-java" and task.prompt(add) == add["prompt"].strip()
-    assert (
-        task.postprocess(add, "        return x + y;\n    }\n    public static void main(") == "        return x + y;"
-    )
+    generation = task.postprocess(add, "        return x + y;\n    }\n    public static void main(")
+    assert generation == add["prompt"] + "\n        return x + y;"  # the prompt, a newline, the cut continuation
     assert "\nconsole.log" in MultiPLE("ts").stop and "\nexport" in MultiPLE("ts").stop
     reply = (
         "Here:\n```java\nclass Problem {\n    public static long add(long x, long y) {\n"
@@ -137,6 +138,6 @@ def test_instruct_prompt_is_the_repository_request_in_a_chat_turn():
 def test_javascript_output_fails_a_correct_program_as_the_repository_judges():
     task = MultiPLE("js")
     add = find(task, ADD)
-    assert task.check(add, CORRECT["js"][ADD]).passed
-    printing = task.check(add, "  console.log('debug');\n  return x + y;\n}\n")
+    assert task.check(add, task.reference(add)).passed
+    printing = task.check(add, add["prompt"] + "\n  console.log('debug');\n  return x + y;\n}\n")
     assert (printing.passed, printing.status) == (False, Status.FAILED) and "debug" in printing.detail

@@ -13,6 +13,8 @@ match in the step's captured ``capture`` stream fails the run even when it exits
 C# and JavaScript harnesses judge).
 """
 
+import contextlib
+import ctypes
 import os
 import re
 import resource
@@ -82,7 +84,8 @@ def wait(pid: int, capture_r: int | None, timeout: float) -> tuple[int | None, b
             else:
                 watched.remove(capture_r)
     if status is None:
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     elif capture_r is not None and capture_r in watched:
         os.set_blocking(capture_r, False)  # a background child may still hold the pipe open
@@ -100,8 +103,6 @@ def run_steps(request: dict, copies: dict[str, bytes], env: dict, token: str, re
     """Write the files and run each step in turn; report the verdict on the private channel. Never returns."""
     os.set_inheritable(3, False)  # the report channel is the server's alone, never a step's
     try:
-        import ctypes
-
         ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no step may read this process's memory (token)
         write_files(request, copies)
     except BaseException as e:
@@ -113,11 +114,13 @@ def run_steps(request: dict, copies: dict[str, bytes], env: dict, token: str, re
         if capture_w is not None:
             os.close(capture_w)
         status, captured = wait(pid, capture_r, step["timeout"])
+        if capture_r is not None:
+            os.close(capture_r)
         kind = "compile" if step.get("compile") else "run"
+        argv = step["argv"]
+        tool = argv[2].split()[0] if argv[:2] == ["bash", "-c"] else argv[0]  # a shell line: its first command
         if status is None:
-            report(
-                {"exc": "StepTimeout", "msg": f"{kind} ({step['argv'][0]}) still running after {step['timeout']:g} s"}
-            )
+            report({"exc": "StepTimeout", "msg": f"{kind} ({tool}) still running after {step['timeout']:g} s"})
             os._exit(1)
         if os.WIFSIGNALED(status):
             report({"exc": "StepSignal", "signal": os.WTERMSIG(status), "compile": bool(step.get("compile"))})
@@ -125,7 +128,7 @@ def run_steps(request: dict, copies: dict[str, bytes], env: dict, token: str, re
         code = os.WEXITSTATUS(status)
         if code != 0:
             name = "CompileError" if step.get("compile") else "StepFailed"
-            report({"exc": name, "msg": f"{step['argv'][0]} exited with status {code}", "code": code})
+            report({"exc": name, "msg": f"{tool} exited with status {code}", "code": code})
             os._exit(1)
         text = captured.decode(errors="replace")
         pattern = step.get("fail_output")

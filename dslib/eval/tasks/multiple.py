@@ -3,20 +3,20 @@ TypeScript, C#, Bash and JavaScript.
 
 Follows the paper repository's ``Evaluation/HumanEval``: a base model gets ``prompt.strip()``, its continuation
 is cut at the problem file's ``stop_tokens`` (TypeScript adds ``\\nexport``, ``\\nimport``, ``\\nconsole.log``,
-``utils.cleanup_code``) and appended to the original prompt after a newline; the program is that code with
-the language's import preamble and the tests (``human_eval/evaluation.py``, ``process_humaneval_test``), built
-and run by :mod:`dslib.eval.languages` in the sandbox with a 10 s timeout. An Instruct model gets the
-repository's ``eval_instruct.py`` request in a chat turn, and its reply's code block becomes the whole program
-(``utils.extract_generation_code``).
+``utils.cleanup_code``) and appended to the original prompt after a newline; that ``generation`` is the
+completion :meth:`MultiPLE.check` scores. The program is the generation with the language's import preamble and
+the tests (``human_eval/evaluation.py``, ``process_humaneval_test``), built and run by
+:mod:`dslib.eval.languages` in the sandbox with a 10 s timeout. An Instruct model gets the repository's
+``eval_instruct.py`` request in a chat turn, and the function in its reply's code block, under the prompt's
+comments, is the generation (``utils.extract_generation_code``).
 """
 
 from __future__ import annotations
 
-import re
-
 from dslib.eval import data, languages
 from dslib.eval.execution import Result
-from dslib.eval.tasks.base import Task, chat_prompt, require
+from dslib.eval.tasks.base import Task, chat_prompt, code_block, require
+from dslib.eval.tasks.multiple_solutions import CORRECT
 
 # Prepended by the repository's harness (IMPORT_HELPER); C++ lines only when the prompt lacks them.
 IMPORTS = {
@@ -80,18 +80,23 @@ class MultiPLE(Task):
         return problem["prompt"].strip()
 
     def postprocess(self, problem: dict, generation: str, instruct: bool = False) -> str:
-        """Base: the continuation cut at :attr:`stop`. Instruct: the whole program from the reply's code block."""
+        """The generation :meth:`check` scores: the prompt, a newline and the continuation cut at :attr:`stop`;
+        for an Instruct model, the function from the reply's code block (:func:`extract_program`)."""
         if instruct:
             return extract_program(problem["prompt"], generation, self.language)
-        return super().postprocess(problem, generation)
+        return problem["prompt"] + "\n" + super().postprocess(problem, generation)
+
+    def reference(self, problem: dict) -> str | None:
+        """A known-correct generation (:mod:`~dslib.eval.tasks.multiple_solutions`) where this project wrote one."""
+        known = CORRECT[self.language]
+        marker = next((m for m in known if m in problem["task_id"]), None)
+        return None if marker is None else problem["prompt"] + "\n" + known[marker]
 
     def program(self, problem: dict, completion: str) -> str:
-        """The source that is run: preamble, prompt and completion (or a whole Instruct program), then the tests."""
-        prompt = problem["prompt"]
-        code = completion if completion.startswith(_prefix(prompt)) else f"{prompt}\n{completion}"
-        test = problem["test"]
+        """The source that is run: the language's preamble, the generation, then the tests."""
+        code, test = completion, problem["test"]
         if self.language == "cpp":
-            preamble = "".join(f"{line}\n" for line in IMPORTS["cpp"] if line not in prompt)
+            preamble = "".join(f"{line}\n" for line in IMPORTS["cpp"] if line not in problem["prompt"])
             return f"{preamble}\n{code}\n{test}"
         if self.language == "cs":
             return "".join(f"{line}\n" for line in IMPORTS["cs"]) + f"\n{code}\n{test}"
@@ -112,19 +117,12 @@ class MultiPLE(Task):
         return languages.unavailable(self.language)
 
 
-def _prefix(prompt: str) -> str:
-    """The prompt's non-blank lines before the signature: what an extracted Instruct program starts with."""
-    lines = [line for line in prompt.strip().split("\n") if line.strip()]
-    return "\n".join(lines[:-1]) + "\n"
-
-
 def extract_program(prompt: str, reply: str, language: str) -> str:
     """The repository's ``extract_generation_code``: the prompt's lines before the signature, then the reply's
     function from its name to its last closing brace; without a code block, the prompt and the raw reply."""
-    block = re.findall(f"```{BLOCK_TAG[language]}\n(.*?)```", reply, re.DOTALL | re.IGNORECASE)
-    if not block:
+    code = code_block(reply, BLOCK_TAG[language])
+    if code is None:
         return f"{prompt}\n{reply}"
-    code = block[0]
     if language in MAIN and MAIN[language] in code:
         code = code[: code.index(MAIN[language])]
     lines = [line for line in prompt.strip().split("\n") if line.strip()]

@@ -7,8 +7,6 @@ harness scoring 100% where it must, and are the programs ``benchmarks/eval.py`` 
 
 from __future__ import annotations
 
-from dslib.eval.tasks.multiple import MultiPLE
-
 GCD, STRLEN, PALINDROME, ADD, SUM_TO_N, FIB = "_13_", "_23_", "_48_", "_53_", "_60_", "_55_"
 
 CORRECT = {
@@ -65,14 +63,3 @@ CORRECT = {
         SUM_TO_N: "    echo $(( $1 * ($1 + 1) / 2 ))\n",
     },
 }
-
-
-def reference_samples(language: str) -> list[dict]:
-    """``{"task_id", "completion"}`` records of :data:`CORRECT` for ``language``, in the problem file's order."""
-    markers = CORRECT[language]
-    return [
-        {"task_id": p["task_id"], "completion": markers[m]}
-        for p in MultiPLE(language).problems()
-        for m in markers
-        if m in p["task_id"]
-    ]
