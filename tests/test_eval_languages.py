@@ -1,13 +1,14 @@
-"""Multilingual HumanEval in the sandbox: for each language, hand-written correct completions of five problems
-pass their MultiPL-E tests, a wrong one fails, one that does not compile is a compile error (a plain failure
-for the interpreted languages) and an endless loop times out. All of a language's programs run in one batch."""
+"""Multilingual HumanEval in the sandbox: for each language, the known-correct generations of five problems
+(``MultiPLE.reference``, written for this project) pass their MultiPL-E tests, a wrong one fails, one that does
+not compile is a compile error (a plain failure for the interpreted languages) and an endless loop times out.
+All of a language's programs run in one parallel batch."""
 
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from dslib.eval import languages
-from dslib.eval.execution import Result, Status, run_program
+from dslib.eval.execution import Result, Status, classify, run_program
 from dslib.eval.tasks.base import chat_prompt
 from dslib.eval.tasks.multiple import MultiPLE, extract_program
 from dslib.eval.tasks.multiple_solutions import ADD
@@ -141,3 +142,20 @@ def test_javascript_output_fails_a_correct_program_as_the_repository_judges():
     assert task.check(add, task.reference(add)).passed
     printing = task.check(add, add["prompt"] + "\n  console.log('debug');\n  return x + y;\n}\n")
     assert (printing.passed, printing.status) == (False, Status.FAILED) and "debug" in printing.detail
+
+
+def test_verdicts_of_build_steps_are_classified():
+    base = {"timeout": False, "flood": False, "output": "", "seconds": 0.1, "exit": 1}
+    step = {"exc": "CompileError", "msg": "g++ exited with status 1"}
+    assert classify({**base, "exc": step}, 1).status == Status.COMPILE_ERROR
+    assert classify({**base, "exc": {"exc": "StepTimeout", "msg": "run (node)"}}, 1).status == Status.TIMEOUT
+    assert classify({**base, "exc": {"exc": "StepSignal", "signal": 6}}, 1).status == Status.FAILED  # assert()
+    assert classify({**base, "exc": {"exc": "StepSignal", "signal": 24}}, 1).status == Status.CPU_LIMIT
+    assert classify({**base, "exc": {"exc": "StepSignal", "signal": 9, "compile": True}}, 1).status == (
+        Status.COMPILE_ERROR
+    )
+    assert classify({**base, "exc": {"exc": "StepSignal"}}, 1).status == Status.KILLED  # forged, incomplete
+
+
+def test_a_python_program_still_runs_beside_builds():
+    assert run_program("import sys\nassert sys.version_info >= (3, 10)", 5).passed

@@ -346,7 +346,7 @@ def classify(answer: dict, timeout: float) -> Result:
         if name == "StepTimeout":
             return result(Status.TIMEOUT, message + "; killed with everything it started")
         if name == "StepSignal":
-            sig = _signal_name(exc["signal"])
+            sig = _signal_name(int(exc.get("signal") or 0))
             what = "the compiler" if exc.get("compile") else "the program"
             status = {"SIGXCPU": Status.CPU_LIMIT, "SIGXFSZ": Status.FILE_LIMIT}.get(sig, Status.KILLED)
             if exc.get("compile") and status == Status.KILLED:
