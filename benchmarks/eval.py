@@ -77,14 +77,14 @@ def run_bare(language: str, source: str, timeout: float) -> bool:
         for name in chain.copies:
             shutil.copy(data.path(name), folder)
         try:
+            # A session of its own, as each sandbox run has: the kernel's autogroup scheduling gives every session
+            # an equal CPU share, so on a loaded machine sharing one session would slow the bare side alone.
+            options = {"cwd": folder, "capture_output": True, "start_new_session": True}
             if chain.compile is not None:
-                built = subprocess.run(
-                    chain.compile, cwd=folder, capture_output=True, timeout=languages.COMPILE_TIMEOUT
-                )
+                built = subprocess.run(chain.compile, timeout=languages.COMPILE_TIMEOUT, **options)
                 if built.returncode != 0:
                     return False
-            env = {**os.environ, **dict(chain.env)}
-            ran = subprocess.run(chain.run, cwd=folder, capture_output=True, timeout=timeout, env=env)
+            ran = subprocess.run(chain.run, timeout=timeout, env={**os.environ, **dict(chain.env)}, **options)
         except subprocess.TimeoutExpired:
             return False
     captured = ran.stderr + (ran.stdout if chain.capture == "both" else b"")
