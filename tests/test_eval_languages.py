@@ -159,3 +159,13 @@ def test_verdicts_of_build_steps_are_classified():
 
 def test_a_python_program_still_runs_beside_builds():
     assert run_program("import sys\nassert sys.version_info >= (3, 10)", 5).passed
+
+
+@pytest.mark.skipif(languages.unavailable("sh") is not None, reason=str(languages.unavailable("sh")))
+def test_non_utf8_output_and_an_empty_completion_are_ordinary_verdicts():
+    task = MultiPLE("sh")
+    add = find(task, ADD)
+    binary = task.check(add, add["prompt"] + "\n    printf '\\xff\\xfe' >&2\n    echo $(( $1 + $2 ))\n")
+    assert binary.passed and "\ufffd" in binary.output
+    empty = task.check(add, task.postprocess(add, ""))  # an empty function body: the tests fail
+    assert (empty.passed, empty.status) == (False, Status.FAILED)
