@@ -84,6 +84,7 @@ class Task(ABC):
     stop: tuple[str, ...] = ()  # where a base model's continuation is cut (the paper repository's stop words)
     timeout: float = 10.0  # seconds per program, as in the paper repository's harness
     max_new_tokens: int = 500  # the repository's generation length for this benchmark
+    max_new_tokens_instruct: int = 512  # the same for a chat reply (HumanEval and MBPP eval_instruct.py)
     max_input_tokens: int = 4096  # the repository's context for this benchmark
     instruct_only: bool = False  # scored for instruction-tuned models only (Table 5)
 
