@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dslib.eval import data, languages
 from dslib.eval.execution import Result
+from dslib.eval.humaneval import instruction
 from dslib.eval.tasks.base import Task, chat_prompt, code_block, require
 from dslib.eval.tasks.multiple_solutions import CORRECT
 
@@ -47,11 +48,6 @@ EXTRA_STOP = {"ts": ("\nexport", "\nimport", "\nexport default", "\nimport defau
 BLOCK_TAG = {"cpp": "cpp", "java": "java", "cs": "csharp", "php": "php", "ts": "typescript", "js": "javascript"}
 BLOCK_TAG["sh"] = "bash"
 MAIN = {"cpp": "int main()", "java": "public static void main", "cs": "public static void Main"}
-INSTRUCTION = (
-    "Please help me to complete the function. Use the given packages only and DO NOT refer any new package. "
-    "Please return all completed function in a codeblock. \nHere is the given code to do completion:\n"
-    "```{language}\n{prompt}\n```"
-)
 
 
 class MultiPLE(Task):
@@ -76,7 +72,7 @@ class MultiPLE(Task):
 
     def prompt(self, problem: dict, instruct: bool = False) -> str:
         if instruct:
-            return chat_prompt(INSTRUCTION.format(language=self.language, prompt=problem["prompt"]))
+            return chat_prompt(instruction(self.language, problem["prompt"]))
         return problem["prompt"].strip()
 
     def postprocess(self, problem: dict, generation: str, instruct: bool = False) -> str:
