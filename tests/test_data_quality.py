@@ -68,8 +68,10 @@ def test_encoded_data_long_run_or_large_share():
     assert heuristic_reason("a.py", GOOD + blob, "Python", CONFIG) == "encoded_data"
     short = "TOKEN = '" + "iVBORw0KGgoAAAANSUhEUgAA" * 4 + "'\n"  # 96 characters, a small share
     assert heuristic_reason("a.py", GOOD + short, "Python", CONFIG) is None
-    table = "".join(f"ROW_{i} = [0x{i:02x}, 0xff, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80]\n" for i in range(30))
+    # StarCoder2's hex expression takes "0x00,0xff" or "00 ff" runs (", " breaks a run, as published).
+    table = "".join(f"ROW_{i} = [0x{i:02x},0xff,0x10,0x20,0x30,0x40,0x50,0x60,0x70,0x80]\n" for i in range(30))
     assert quality.has_encoded_data(table, CONFIG)  # short hex runs, but over half the file
+    assert not quality.has_encoded_data(table.replace(",", ", "), CONFIG)
     assert heuristic_reason("a.py", table, "Python", CONFIG) == "encoded_data"
     escapes = "S = '" + "\\u0041\\u0042" * 600 + "'\n"
     assert heuristic_reason("a.py", GOOD + escapes, "Python", CONFIG) == "encoded_data"
