@@ -132,7 +132,8 @@ def test_every_bad_input_is_counted_and_the_funnel_balances(corpus_root, tmp_pat
     assert "# util.py\n" + UTIL in good["text"] and good["size"] == len(good["text"].encode())
     english = rows["good", "english"]  # the mix's English (§2): the repository's Markdown, a document of its own
     assert english["paths"] == ["README.md"] and english["text"] == "<!-- README.md -->\n" + README
-    assert manifest["counts"]["mix_bytes"] == {"code": good["size"] + rows["bad", "code"]["size"], "english": 53}
+    code_bytes = good["size"] + rows["bad", "code"]["size"]
+    assert manifest["counts"]["mix_bytes"] == {"code": code_bytes, "english": english["size"]}
     assert rows["bad", "code"]["paths"] == ["ok.py"]
     assert manifest["counts"]["quality_examples"] == {
         "auto_generated": ["bad/generated.py"],
@@ -144,11 +145,11 @@ def test_a_repository_over_the_file_limit_is_cut_and_counted(tmp_path):
     repo = tmp_path / "repos" / "many"
     repo.mkdir(parents=True)
     for i in range(5):
-        (repo / f"m{i}.py").write_text(f"value_{i} = {i}\n")
+        (repo / f"m{i}.py").write_text(f"value_{i} = compute(base, offset={i})\n")  # enough identifiers to keep
     [row] = build_corpus(_config(tmp_path / "repos", max_repo_files=3), tmp_path / "out")
     assert row["paths"] == ["m0.py", "m1.py", "m2.py"]
     funnel = json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["funnel"]
-    assert funnel["dropped"] == {"repo_file_limit": {"files": 2, "bytes": 2 * len("value_3 = 3\n"), "stage": "crawl"}}
+    assert funnel["dropped"] == {"repo_file_limit": {"files": 2, "bytes": 2 * len("value_3 = compute(base, offset=3)\n"), "stage": "crawl"}}
 
 
 def test_repo_sample_heads_each_file_with_its_path():
@@ -194,7 +195,8 @@ def test_documentation_folders_and_forced_heldout_repositories(corpus_root, tmp_
     (docs / "tool" / "README.md").write_text("# Tool\n\nHow to run the tool from the command line, with examples.\n")
     (docs / "tool" / "copyright").write_text("Copyright holders and licence terms of the tool.\n")
     (docs / "tool" / "example.py").write_text(MAIN)  # code in a documentation folder is not listed
-    config = _config(corpus_root, docs_folders=(str(docs), str(tmp_path / "missing")), heldout_repos=("good",))
+    held = (str(corpus_root / "bad"),)  # by path, as a repository-level benchmark names its repositories
+    config = _config(corpus_root, docs_folders=(str(docs), str(tmp_path / "missing")), heldout_repos=held)
     build_corpus(config, tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     rows = [row for path in sorted((tmp_path / "out").glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
@@ -202,9 +204,9 @@ def test_documentation_folders_and_forced_heldout_repositories(corpus_root, tmp_
     assert [(r["source"], r["paths"]) for r in doc_rows] == [("english", ["README.md"])]
     assert manifest["counts"]["repositories"]["docs_selected"] == 1
     assert manifest["counts"]["repositories"]["docs_folders_missing"] == 1
-    # "good" is held out by name although heldout_fraction is 0; documentation is never held out.
+    # "bad" is held out by path although heldout_fraction is 0; documentation is never held out.
     heldout = {r["repo"] for p in (tmp_path / "out").glob("heldout-*.parquet") for r in pq.read_table(p).to_pylist()}
-    assert heldout == {"good"} and manifest["counts"]["heldout_forced"] == ["good"]
+    assert heldout == {"bad"} and manifest["counts"]["heldout_forced"] == ["bad"]
 
 
 def test_heldout_takes_forced_names_and_paths():

@@ -362,7 +362,9 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
             if split_rows:
                 table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
                 pq.write_table(table, directory / f"{split}-{result.index:05d}-of-{config.num_shards:05d}.parquet")
-                splits[split].update(repos=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
+                size = sum(r["size"] for r in split_rows)
+                names_in = len({r["repo"] for r in split_rows})
+                splits[split].update(repos=names_in, documents=len(split_rows), bytes=size, shards=1)
     shutil.rmtree(scratch)
 
     timings = Counter()
