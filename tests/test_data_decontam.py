@@ -61,6 +61,8 @@ def test_numeric_ngrams_are_not_identifying():
     decontaminator.add("T/1:test", "assert f([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0")
     assert decontaminator.match("zeros = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]") is None
     assert decontaminator.match("assert f([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0") == "T/1:test"
+    decontaminator.add("L/1:prompt", "digits are 1 2 3 4 5 6 7 8 9 and nothing else here")
+    assert decontaminator.match("for d in [1, 2, 3, 4, 5, 6, 7, 8, 9] and more") is None  # one word is not enough
 
 
 def test_the_earliest_hit_wins():

@@ -4,7 +4,8 @@
 HumanEval, MBPP, GSM8K and MATH": a piece containing a 10-gram identical to test data is removed, and a
 test string shorter than 10 grams but of at least 3 needs an exact match. The paper does not say what a
 gram is; here it is a word (a ``\\w+`` run), so a 10-gram spans a line or two of code whatever its spacing,
-and a 10-gram made of numbers alone (``0 0 0 …`` from an array literal) is skipped as not identifying. A
+and a 10-gram of numbers with at most one word (``0 0 0 …`` from an array literal, ``1 2 … 9 and``) is skipped
+as not identifying. A
 short test string matches when the piece contains it verbatim (as a whole-word run). HumanEval's prompts,
 canonical solutions and tests, and by default every other file the evaluation suite ships in
 ``dslib/eval/data`` (:data:`SHIPPED`: HumanEval in eight languages, MBPP, LeetCode, GSM8K, MATH and the other
@@ -91,7 +92,7 @@ class Decontaminator:
         hashes = word_hashes(list(tokens))
         if len(tokens) >= self.ngram:
             for offset, value in enumerate(ngram_hashes(hashes, self.ngram).tolist()):
-                if not all(t.isdigit() for t in tokens[offset : offset + self.ngram]):
+                if sum(not t.isdigit() for t in tokens[offset : offset + self.ngram]) > 1:
                     self._long.setdefault(value, (index, offset))
         else:
             self._short.setdefault(len(tokens), {}).setdefault(int(ngram_hashes(hashes, len(tokens))[0]), index)
@@ -153,6 +154,7 @@ class Decontaminator:
             return None
         hashes = word_hashes(tokens)
         best: tuple[int, Hit] | None = None
+        verbatim: dict[int, bool] = {}  # whether a short item's text is in ``text``: one scan per item, not per match
         for n, rule, keys, table in self._tables():
             grams = ngram_hashes(hashes, n)
             if not len(grams):
@@ -166,9 +168,12 @@ class Decontaminator:
                 item, item_words, raw = self._items[index]
                 window = tuple(tokens[position : position + n])
                 # Rule out a hash collision; a short string must also appear verbatim.
-                if window == item_words[offset : offset + n] and (rule != "exact" or raw in text):
-                    best = (position, Hit(item, rule, " ".join(window)))
-                    break
+                if window != item_words[offset : offset + n]:
+                    continue
+                if rule == "exact" and not verbatim.setdefault(index, raw in text):
+                    continue
+                best = (position, Hit(item, rule, " ".join(window)))
+                break
         return best[1] if best else None
 
     def _tables(self) -> list[tuple[int, str, np.ndarray, dict]]:
