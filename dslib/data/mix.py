@@ -10,8 +10,9 @@ text: no such corpus ships with the machine, so its weight is left out and the o
 
 :func:`mix_order` turns the weights into the document order packing writes: each source gets its weight's
 share of the total bytes, filled from its documents in a seeded order, repeating a source whose documents are
-too few and stopping early in one whose documents are too many. The realised token shares are counted after
-tokenisation and recorded (:func:`realised_shares`).
+too few and stopping early in one whose documents are too many (at the document nearest its share: with a few
+large documents, as at small scales, the realised shares can miss the weights by a document's size). The
+realised token shares are counted after tokenisation and recorded (:func:`realised_shares`).
 """
 
 from __future__ import annotations
@@ -76,9 +77,16 @@ def mix_order(sources: Sequence[str], sizes: Sequence[int], weights: dict[str, f
         while taken < target:
             order = members[rng.permutation(len(members))]
             cumulative = taken + np.cumsum(sizes[order])
-            stop = int(np.searchsorted(cumulative, target)) + 1  # the document that crosses the target is kept
+            cross = int(np.searchsorted(cumulative, target))  # the document that reaches the target
+            if cross >= len(order):  # a whole pass falls short: take it and go round again
+                chosen.append(order)
+                taken = int(cumulative[-1])
+                continue
+            before = cumulative[cross - 1] if cross else taken
+            # Keep the crossing document when that lands nearer the target (large documents at small scales).
+            stop = cross + 1 if cumulative[cross] - target <= target - before else cross
             chosen.append(order[:stop])
-            taken = int(cumulative[min(stop, len(order)) - 1])
+            break
     picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
     return picked[rng.permutation(len(picked))]
 
