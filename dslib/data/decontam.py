@@ -75,7 +75,9 @@ class Decontaminator:
         self.ngram, self.min_ngram = ngram, min_ngram
         self._items: list[tuple[str, tuple[str, ...], str]] = []  # (item name, words, stripped text)
         self._long: dict[int, tuple[int, int]] = {}  # n-gram hash → (item index, word offset)
-        self._short: dict[int, dict[int, int]] = {}  # length → whole-string hash → item index
+        # Short strings by the hash of their first ``min_ngram`` words, so that one lookup of ``min_ngram``-grams
+        # finds every candidate whatever its length (one pass over a piece, not one per length).
+        self._short: dict[int, list[int]] = {}
         self._sorted: list[tuple[int, str, np.ndarray, dict]] | None = None  # lookup arrays, rebuilt after add()
 
     def __len__(self) -> int:
@@ -95,7 +97,9 @@ class Decontaminator:
                 if sum(not t.isdigit() for t in tokens[offset : offset + self.ngram]) > 1:
                     self._long.setdefault(value, (index, offset))
         else:
-            self._short.setdefault(len(tokens), {}).setdefault(int(ngram_hashes(hashes, len(tokens))[0]), index)
+            bucket = self._short.setdefault(int(ngram_hashes(hashes, self.min_ngram)[0]), [])
+            if all(self._items[other][1] != tokens for other in bucket):  # the first of identical strings names it
+                bucket.append(index)
 
     def add_rows(self, benchmark: str, rows: Iterable[dict], fields: Iterable[str] | None = None) -> None:
         """Add the text fields of benchmark rows (``fields`` defaults to the benchmark's known ones)."""
@@ -164,22 +168,25 @@ class Decontaminator:
                 if best is not None and position >= best[0]:
                     break
                 entry = table[int(grams[position])]
-                index, offset = entry if isinstance(entry, tuple) else (entry, 0)
-                item, item_words, raw = self._items[index]
-                window = tuple(tokens[position : position + n])
-                # Rule out a hash collision; a short string must also appear verbatim.
-                if window != item_words[offset : offset + n]:
-                    continue
-                if rule == "exact" and not verbatim.setdefault(index, raw in text):
-                    continue
-                best = (position, Hit(item, rule, " ".join(window)))
-                break
+                candidates = [(index, 0) for index in entry] if rule == "exact" else [entry]
+                for index, offset in candidates:
+                    item, item_words, raw = self._items[index]
+                    length = len(item_words) if rule == "exact" else n
+                    window = tuple(tokens[position : position + length])
+                    # Rule out a hash collision; a short string must also appear verbatim.
+                    if window != item_words[offset : offset + length]:
+                        continue
+                    if rule == "exact" and not verbatim.setdefault(index, raw in text):
+                        continue
+                    best = (position, Hit(item, rule, " ".join(window)))
+                    break
+                if best is not None and best[0] == position:
+                    break
         return best[1] if best else None
 
     def _tables(self) -> list[tuple[int, str, np.ndarray, dict]]:
         if self._sorted is None:
-            tables = [(self.ngram, f"{self.ngram}gram", self._long)]
-            tables += [(n, "exact", table) for n, table in sorted(self._short.items())]
+            tables = [(self.ngram, f"{self.ngram}gram", self._long), (self.min_ngram, "exact", self._short)]
             self._sorted = [
                 (n, rule, np.sort(np.fromiter(table, dtype=np.uint64, count=len(table))), table)
                 for n, rule, table in tables

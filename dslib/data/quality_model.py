@@ -32,7 +32,6 @@ MODEL_DIR = Path(__file__).parent / "models"
 DIM = 4096
 WELL_MAINTAINED = ("cpython-stdlib", "numpy", "pandas", "torch", "transformers", "datasets", "matplotlib", "pytest")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-DIGIT = re.compile(r"\d")
 COMMENT_LINE = re.compile(r"^[ \t]*(?:#|//|/\*|\*|--|;)", re.MULTILINE)
 STATS = ("mean_line", "max_line", "blank", "comment", "digits", "ident_density", "repeated", "log_size")
 
@@ -55,7 +54,7 @@ def layout_stats(text: str, identifiers: int, repeated: float) -> np.ndarray:
             max(map(len, text.split("\n"))) / 1000,
             text.count("\n\n") / lines,
             len(COMMENT_LINE.findall(text)) / lines,
-            (len(text) - len(DIGIT.sub("", text))) / size,
+            sum(map(text.count, "0123456789")) / size,  # ten C-level scans beat one regex substitution
             identifiers / size * 5,
             repeated,
             np.log1p(size) / 15,
