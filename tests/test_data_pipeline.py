@@ -149,7 +149,8 @@ def test_a_repository_over_the_file_limit_is_cut_and_counted(tmp_path):
     [row] = build_corpus(_config(tmp_path / "repos", max_repo_files=3), tmp_path / "out")
     assert row["paths"] == ["m0.py", "m1.py", "m2.py"]
     funnel = json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["funnel"]
-    assert funnel["dropped"] == {"repo_file_limit": {"files": 2, "bytes": 2 * len("value_3 = compute(base, offset=3)\n"), "stage": "crawl"}}
+    cut = 2 * len("value_3 = compute(base, offset=3)\n")
+    assert funnel["dropped"] == {"repo_file_limit": {"files": 2, "bytes": cut, "stage": "crawl"}}
 
 
 def test_repo_sample_heads_each_file_with_its_path():

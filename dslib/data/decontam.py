@@ -56,6 +56,18 @@ SHIPPED: dict[str, tuple[str, str]] = {
 }
 
 
+# A bit per value of a hash's low 24 bits (2 MB): most of a piece's n-grams are ruled out by one gather from it,
+# so only the few that pass are looked up by binary search among the (a million and more) benchmark n-grams.
+_FILTER_MASK = np.uint64((1 << 24) - 1)
+
+
+def _bit_filter(keys: np.ndarray) -> np.ndarray:
+    bits = (keys & _FILTER_MASK).astype(np.int64)
+    bitmap = np.zeros(1 << 21, dtype=np.uint8)
+    np.bitwise_or.at(bitmap, bits >> 3, (1 << (bits & 7)).astype(np.uint8))
+    return bitmap
+
+
 @dataclass(frozen=True)
 class Hit:
     """A benchmark string found in a piece: which item, by which rule, and the matched words."""
@@ -78,7 +90,7 @@ class Decontaminator:
         # Short strings by the hash of their first ``min_ngram`` words, so that one lookup of ``min_ngram``-grams
         # finds every candidate whatever its length (one pass over a piece, not one per length).
         self._short: dict[int, list[int]] = {}
-        self._sorted: list[tuple[int, str, np.ndarray, dict]] | None = None  # lookup arrays, rebuilt after add()
+        self._sorted: list[tuple] | None = None  # lookup arrays and bit filters, rebuilt after add()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -159,12 +171,14 @@ class Decontaminator:
         hashes = word_hashes(tokens)
         best: tuple[int, Hit] | None = None
         verbatim: dict[int, bool] = {}  # whether a short item's text is in ``text``: one scan per item, not per match
-        for n, rule, keys, table in self._tables():
+        for n, rule, keys, table, bitmap in self._tables():
             grams = ngram_hashes(hashes, n)
             if not len(grams):
                 continue
-            found = keys[np.minimum(np.searchsorted(keys, grams), len(keys) - 1)] == grams
-            for position in np.flatnonzero(found).tolist():
+            bits = (grams & _FILTER_MASK).astype(np.int64)
+            maybe = np.flatnonzero((bitmap[bits >> 3] >> (bits & 7).astype(np.uint8)) & 1)
+            found = maybe[keys[np.minimum(np.searchsorted(keys, grams[maybe]), len(keys) - 1)] == grams[maybe]]
+            for position in found.tolist():
                 if best is not None and position >= best[0]:
                     break
                 entry = table[int(grams[position])]
@@ -184,14 +198,14 @@ class Decontaminator:
                     break
         return best[1] if best else None
 
-    def _tables(self) -> list[tuple[int, str, np.ndarray, dict]]:
+    def _tables(self) -> list[tuple[int, str, np.ndarray, dict, np.ndarray]]:
         if self._sorted is None:
             tables = [(self.ngram, f"{self.ngram}gram", self._long), (self.min_ngram, "exact", self._short)]
-            self._sorted = [
-                (n, rule, np.sort(np.fromiter(table, dtype=np.uint64, count=len(table))), table)
-                for n, rule, table in tables
-                if table
-            ]
+            self._sorted = []
+            for n, rule, table in tables:
+                if table:
+                    keys = np.sort(np.fromiter(table, dtype=np.uint64, count=len(table)))
+                    self._sorted.append((n, rule, keys, table, _bit_filter(keys)))
         return self._sorted
 
     def match(self, text: str) -> str | None:

@@ -63,6 +63,14 @@ def layout_stats(text: str, identifiers: int, repeated: float) -> np.ndarray:
     )
 
 
+_BUCKETS: dict[str, int] = {}  # identifier → bucket: the same identifiers recur in every file
+
+
+def _bucket(identifier: str) -> int:
+    _BUCKETS[identifier] = bucket = zlib.crc32(identifier.encode()) % DIM
+    return bucket
+
+
 def features(text: str, counts: Counter | None = None, repeated: float | None = None) -> np.ndarray:
     """``DIM`` hashed identifier buckets (L2-normalised ``log1p`` counts) followed by :func:`layout_stats`.
 
@@ -75,7 +83,11 @@ def features(text: str, counts: Counter | None = None, repeated: float | None = 
         repeated = repeated_line_fraction(text)
     vector = np.zeros(DIM + len(STATS), dtype=np.float32)
     if counts:
-        buckets = np.fromiter((zlib.crc32(t.encode()) % DIM for t in counts), np.int64, count=len(counts))
+        if len(_BUCKETS) > 1_000_000:  # bound the cache on huge corpora
+            _BUCKETS.clear()
+        buckets = np.fromiter(
+            (_BUCKETS[t] if t in _BUCKETS else _bucket(t) for t in counts), np.int64, count=len(counts)
+        )
         np.add.at(vector, buckets, np.log1p(np.fromiter(counts.values(), np.float32, count=len(counts))))
         vector[:DIM] /= np.linalg.norm(vector[:DIM]) or 1.0
     vector[DIM:] = layout_stats(text, sum(counts.values()), repeated)
