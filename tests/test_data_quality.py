@@ -185,3 +185,22 @@ def test_hand_checked_sample_agrees_with_the_shipped_model():
         checked += 1
     precision = quality.labelled_precision(LABELS)
     assert precision == sum(r["low_quality"] == "1" for r in rows) / len(rows)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "s = b'" + "\\x41\\x42" * 4 + "'\n",  # escaped bytes: no separators between pairs
+        "t = [" + ",".join(f"0x{i:02x}" for i in range(8)) + "]\n",
+        "de\tad\u00a0be ef\u2003ca fe ba be\n",  # tabs and Unicode spaces between bare pairs
+        "k = '" + "QUJD" * 16 + "'\n",  # exactly 64 base64 characters
+        "k = '" + "QUJD" * 15 + "QUJ'\n",  # 63: not a match
+        "ordinary = compute(value, other)\n" * 20,
+        "é" * 100 + "00 11 22 33 44 55 66 77\n",
+    ],
+)
+def test_encoded_data_gates_never_change_the_answer(text):
+    """The byte-map gates only skip expressions that could not match: any match at all is still seen."""
+    strict = replace(CONFIG, quality_encoded_max_fraction=0.0, quality_encoded_max_run=10**9)
+    expected = any(p.search(text) for p in (quality.BASE64, quality.HEX, quality.UNICODE))
+    assert quality.has_encoded_data(text, strict) == expected

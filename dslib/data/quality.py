@@ -70,6 +70,11 @@ QUALITY_REASONS = (
 BASE64 = re.compile(r"[a-zA-Z0-9+/\n=]{64,}")
 HEX = re.compile(r"(?=[0-9a-fA-F\\])(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}")  # the lookahead only skips ahead
 UNICODE = re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}")
+# Byte maps for gates that rule most files out before the expressions run (the answer is the same): a base64 match
+# is 64 characters of its class in a row; a hex match is at least 23 characters (8 pairs, 7 separators) of hex
+# digits, "x", "\\", commas and (collapsed) whitespace in a row. Bytes over 127 count in the hex class, to be safe.
+_BASE64_BYTES = bytes(chr(i).isascii() and bool(re.fullmatch(r"[a-zA-Z0-9+/\n=]", chr(i))) for i in range(256))
+_HEX_BYTES = bytes(i >= 128 or chr(i) in "0123456789abcdefABCDEFx\\, " for i in range(256))
 
 # Comments (and, for Python, triple-quoted strings, which is where docstrings live) beside the strings that
 # could hide a comment marker ("http://", "#fff").
@@ -118,8 +123,13 @@ def is_auto_generated(text: str, config: DataConfig) -> bool:
 def has_encoded_data(text: str, config: DataConfig) -> bool:
     """A base64/hex/unicode run over ``quality_encoded_max_run`` characters, or such runs over the fraction in all."""
     total = 0
-    for pattern in (BASE64, HEX, UNICODE):
-        if pattern is UNICODE and "\\u" not in text:
+    gates = {
+        BASE64: lambda: b"\x01" * 64 in text.encode("utf-8", "surrogatepass").translate(_BASE64_BYTES),
+        HEX: lambda: b"\x01" * 23 in " ".join(text.split()).encode("utf-8", "surrogatepass").translate(_HEX_BYTES),
+        UNICODE: lambda: "\\u" in text,
+    }
+    for pattern, gate in gates.items():
+        if not gate():
             continue
         for match in pattern.finditer(text):
             length = match.end() - match.start()
