@@ -11,6 +11,11 @@ datasketch (``MinHash.bulk`` and ``MinHashLSH``) and rensa (``RMinHash.from_toke
 threshold 0.7, candidates confirmed by their estimated Jaccard and joined transitively. Each is checked
 against exact Jaccard: the estimate's error on the planted pairs and on random pairs, and the recall and
 false pairs of its clusters over every pair of the 450 texts.
+
+Part 3 (:func:`quality_and_decontam_cost`) splits the corpus back into files and times, on the same files in
+the same run, the quality screening of before issue 19 (the compiler check alone) against the whole stage
+(compiler, heuristic rules, quality model), and decontamination against HumanEval alone against every shipped
+benchmark, with the share of these (clean, released) files each flags.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ import rensa
 from datasketch import MinHash, MinHashLSH
 
 from dslib.config import get_scale
+from dslib.data.decontam import Decontaminator
 from dslib.data.dedup import clusters_from_signatures, estimated_jaccard, minhash_signatures, shingles
 from dslib.data.pipeline import build_corpus
+from dslib.data.quality import quality_reason, syntax_error_reason
+from dslib.tokenizer import split_sample
 
 THRESHOLD, NUM_PERM = 0.7, 256
 DATASKETCH = "datasketch bulk + MinHashLSH"
@@ -188,6 +196,58 @@ def dedup_comparison(count: int = 300, forks: int = 150, random_pairs: int = 150
     return lines
 
 
+MODEL_THRESHOLD = 0.1  # the quality model's threshold in notebook 01's hand-checked sample
+
+
+def _best_of(runs: int, work) -> tuple[float, list]:
+    best, out = float("inf"), None
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = work()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def quality_and_decontam_cost(train, config, runs: int = 3) -> list[str]:
+    """Seconds per MB of quality screening and decontamination, before and after issue 19, on the same files."""
+    files = [
+        (path, text, language)
+        for row in train
+        if row["source"] == "code"
+        for path, text, language in zip(
+            row["paths"], split_sample(row["text"], row["paths"], row["languages"]), row["languages"], strict=True
+        )
+    ]
+    mb = sum(len(text.encode()) for _, text, _ in files) / 1e6
+    rules = replace(config, quality_model_threshold=0.0)
+    model = replace(config, quality_model_threshold=config.quality_model_threshold or MODEL_THRESHOLD)
+    quality_reason(*files[0], model)  # load the model and the grammars outside the clock
+    before, _ = _best_of(runs, lambda: [syntax_error_reason(p, t, lang) for p, t, lang in files])
+    after, reasons = _best_of(runs, lambda: [quality_reason(p, t, lang, rules) for p, t, lang in files])
+    with_model, scored = _best_of(runs, lambda: [quality_reason(p, t, lang, model) for p, t, lang in files])
+    humaneval = Decontaminator.from_benchmarks(benchmarks=("humaneval-python",))
+    every = Decontaminator.from_benchmarks()
+    texts = [text for _, text, _ in files]
+    one, hits_one = _best_of(runs, lambda: [humaneval.find(t) for t in texts])
+    all_, hits_all = _best_of(runs, lambda: [every.find(t) for t in texts])
+    flagged, flagged_model = sum(r is not None for r in reasons), sum(r is not None for r in scored)
+    return [
+        f"{len(files)} code files, {mb:.2f} MB (best of {runs} runs)",
+        f"{'':<44} {'ms/MB':>8} {'flagged':>8}",
+        f"{'quality: compiler check only (before)':<44} {1e3 * before / mb:>8.1f}",
+        f"{'quality: compiler + heuristic rules':<44} {1e3 * after / mb:>8.1f} {flagged / len(files):>8.2%}",
+        f"{f'quality: + model at {model.quality_model_threshold}':<44} {1e3 * with_model / mb:>8.1f} "
+        f"{flagged_model / len(files):>8.2%}",
+        f"quality cost ratio: rules {after / before:.2f}x, rules + model {with_model / before:.2f}x (target <= 1.5x)",
+        f"{'decontam: HumanEval (Python) only (before)':<44} {1e3 * one / mb:>8.1f} "
+        f"{sum(h is not None for h in hits_one) / len(files):>8.2%}",
+        f"{f'decontam: every shipped benchmark ({len(every)} strings)':<44} {1e3 * all_ / mb:>8.1f} "
+        f"{sum(h is not None for h in hits_all) / len(files):>8.2%}",
+        f"decontam cost ratio: {all_ / one:.2f}x; what it flags in these released packages: "
+        + ", ".join(sorted({str(h) for h in hits_all if h})[:8]),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a 3 MB corpus for the stage throughput")
@@ -199,6 +259,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lines, train = stage_throughput(config, Path(tmp))
         print("\n".join(["Stage throughput, default corpus (one process):", *lines, ""]))
+        quality = quality_and_decontam_cost(train, config)
+        print("\n".join(["Quality screening and decontamination (issue 19):", *quality, ""]))
     print("\n".join(["Near-dedup against the libraries (one process):", *dedup_comparison()]))
 
 

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
+from dslib.data.mix import mix_order, realised_shares
 from dslib.fim import DEEPSEEK, ContextFIM, FIMSplit, Sentinel, Sentinels, encode_fim
 from dslib.tokenizer import BOS
 
@@ -110,12 +111,22 @@ def build_stream(
     seed: int = 0,
     sentinels: Sentinels = DEEPSEEK,
     batch_size: int = 64,
+    mix: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Write the FIM'd, EOS-joined token stream of ``corpus`` (texts, or a Dataset with ``text``); return counts."""
+    """Write the FIM'd, EOS-joined token stream of ``corpus`` (texts, or a Dataset with ``text``); return counts.
+
+    With ``mix`` weights (§2's data mix) and a Dataset with ``source`` and ``size`` columns, the documents are
+    sampled by :func:`dslib.data.mix.mix_order` (a repeated document keeps its FIM draw) and the counts record
+    each source's realised share of the tokens.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     dtype = np.uint16 if tok.get_vocab_size() <= 1 << 16 else np.uint32
-    order = np.random.default_rng(seed).permutation(len(corpus))
+    sources = corpus["source"] if mix is not None else None
+    if sources is not None:
+        order = mix_order(sources, corpus["size"], mix, seed)
+    else:
+        order = np.random.default_rng(seed).permutation(len(corpus))
     documents = np.zeros((len(order), 3), dtype=np.int64)
     total, row = 0, 0
     with open(directory / TOKENS_FILE, "wb") as out, tqdm(total=len(order), desc="FIM + packing", unit="doc") as bar:
@@ -129,7 +140,9 @@ def build_stream(
             bar.update(len(idx))
     np.save(directory / DOCUMENTS_FILE, documents)
     fim_docs = documents[:, 2] > 0
+    mixed = {"mix": realised_shares([sources[i] for i in order], documents[:, 1])} if sources is not None else {}
     return {
+        **mixed,
         "documents": len(order),
         "tokens": total,
         "dtype": np.dtype(dtype).name,
@@ -173,8 +186,11 @@ def ensure_stream(
 
         corpus = load_corpus(scale, split)
         tok = ensure_tokenizer(scale)
+        # The data mix (§2) shapes what training sees; held-out data stays as it is, every document once.
+        mix = scale.data.mix_weights if split == "train" else None
         config = {
             "split": split,
+            "mix": mix,
             "fim": fim_data_fields(fim),
             "seed": seed,
             "corpus": corpus._fingerprint,
@@ -184,7 +200,7 @@ def ensure_stream(
 
         def build(directory: Path) -> None:
             start = time.perf_counter()
-            counts = build_stream(corpus, tok, directory, fim, seed)
+            counts = build_stream(corpus, tok, directory, fim, seed, mix=mix)
             write_manifest(
                 directory,
                 config,
