@@ -1,6 +1,7 @@
 """Quality screening (DeepSeek-Coder §2.4): every rule with a file it drops and a file it keeps."""
 
 import csv
+import sysconfig
 from dataclasses import replace
 from pathlib import Path
 
@@ -177,12 +178,15 @@ def test_hand_checked_sample_agrees_with_the_shipped_model():
     model = load_model(DataConfig().quality_model)
     checked = 0
     for row in rows:
-        path = Path(row["location"])
-        if not path.is_file():  # labelled on the machine that built the model; other machines lack some packages
+        scheme, relative = row["location"].split(":", 1)  # "purelib:" or "stdlib:" and a path under it
+        path = Path(sysconfig.get_paths()[scheme]) / relative
+        if not path.is_file():  # labelled in another environment; this one may lack some packages
             continue
         score = model.score(path.read_text(encoding="utf-8"))
         assert score == pytest.approx(float(row["score"]), abs=1e-4), row["file"]
         checked += 1
+    if not checked:
+        pytest.skip("none of the hand-labelled files is installed in this environment")
     precision = quality.labelled_precision(LABELS)
     assert precision == sum(r["low_quality"] == "1" for r in rows) / len(rows)
 
