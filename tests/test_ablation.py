@@ -385,3 +385,45 @@ def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
     other = get_scale("smoke", {**TINY, "ablation.heldout_sequences": 4})
     redone = ex.load_results(ex.fim_ablation(other, ["fim_0"], tmp_path / "full", progress=False))
     assert len(redone["settings"]["fim_0"]["evals"][-1]["items"]["l2r_loss"]) == 4
+
+
+# ------------------------------------------------------------------------------------ a second experiment
+
+
+def test_a_second_experiment_needs_only_its_grid_hook_and_comparisons():
+    # The repository-level ablation's shape (settings differ in a data field, a cross-file metric): nothing
+    # of the FIM ablation is needed to define it, run it or judge it.
+    grid = {
+        "dependency": ablation.Setting({"data.max_repos": 8}, paper=True),
+        "file": ablation.Setting({"data.max_repos": 4}),
+        "dependency_seed1": ablation.Setting({"data.max_repos": 8}, seed=1, control_of="dependency"),
+    }
+    metrics = {"crossfile_em": ablation.Metric("cross-file exact match", True, 0.02)}
+    repo = ablation.Experiment("repo_ablation", "repository-level ablation", grid, metrics, ablation.Evaluation)
+    scales = ablation.setting_scales(repo, get_scale("smoke"))
+    assert scales["file"].data.max_repos == 4 and scales["dependency_seed1"].train.seed == 1
+    assert scales["dependency"].train.max_steps == get_scale("smoke").ablation.steps
+
+    claim = dataclasses.make_dataclass("Claim", ["key", "claim", "source"])("dep", "dependency order helps", "§2.2")
+    test = {
+        "dep": ablation.Comparison(
+            ("dependency", "file"),
+            ("crossfile_em",),
+            lambda r, m: ablation.directional(repo, r, m, [("dependency", "file")], +1),
+        )
+    }
+    runs = {"dependency": em(40), "file": em(10), "dependency_seed1": em(38)}
+    results = {
+        "settings": {
+            n: {"evals": [{"step": 1, "crossfile_em": np.mean(v), "items": {"crossfile_em": v}}]}
+            for n, v in runs.items()
+        }
+    }
+    [found] = ablation.judge(repo, results, [claim], test)
+    assert found["verdict"] == ablation.AGREES and found["basis"] == "crossfile_em"
+    assert ablation.seed_gap(repo, results, "crossfile_em") == pytest.approx(0.02)
+    # A reseeded twin as far from its setting as the effect makes the effect too small to tell.
+    results["settings"]["dependency_seed1"]["evals"][0]["crossfile_em"] = 0.05
+    assert ablation.judge(repo, results, [claim], test)[0]["verdict"] == ablation.TOO_SMALL
+    rows = ablation.finding_rows([found])
+    assert rows[0]["ours"] == ablation.AGREES and rows[0]["paper"] == "holds"

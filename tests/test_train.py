@@ -288,7 +288,7 @@ def test_long_context_continues_from_pretraining(tmp_path):
     assert long.metrics[0]["tokens"] == smoke.long_context.batch_size * smoke.train.seq_len * 4
     # Started from the pretrained weights: the first long-context loss is far below a fresh model's log(V).
     assert long.metrics[0]["loss"] < pre.metrics[0]["loss"] - 0.05
-    assert all(r["lr"] == pytest.approx(smoke.lr * 0.1) for r in long.metrics)
+    assert all(r["lr"] == pytest.approx(smoke.train.lr * 0.1) for r in long.metrics)
 
 
 def test_export_hf_round_trip(tmp_path):
