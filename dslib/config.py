@@ -23,8 +23,18 @@ FIM_LEVELS = ("document", "context")
 DEDUP_HASH_VERSION = 2
 
 
+# Marks a field that changes how a run is carried out or logged, not what it computes: run fingerprints
+# (``result_fields``) leave it out, so that changing it reuses the run's checkpoints.
+HOW = {"how": True}
+
+
 class ConfigError(ValueError):
     """A config name or value that cannot work; the message lists the valid choices."""
+
+
+def result_fields(config: Any) -> dict:
+    """The fields of a stage config that change what a run computes: all but those marked :data:`HOW`."""
+    return {f.name: getattr(config, f.name) for f in fields(config) if not f.metadata.get("how")}
 
 
 def _choice(value: Any, choices: tuple, what: str) -> None:
@@ -154,12 +164,6 @@ class FIMConfig:
     # span length is in units of `granularity` (10 characters ≈ 3 tokens of code).
     msp_noise_density: float = 0.15
     msp_mean_span: float = 10.0
-    # The FIM ablation (§3.1.2, Figure 3) at this scale: training steps per run, evaluations per run.
-    ablation_steps: int = 8_000  # Figure 3's x-axis runs to 8000 steps
-    ablation_evals: int = 4
-    ablation_tasks: int | None = None  # single-line infilling tasks per evaluation (None = EvalConfig's limit)
-    ablation_heldout_sequences: int = 512  # held-out sequences for the left-to-right loss
-    ablation_humaneval: bool = True  # HumanEval pass@1 at each evaluation (off where a small model scores 0)
 
     def __post_init__(self):
         modes = self.mode if isinstance(self.mode, dict) else {self.mode: 1.0}
@@ -167,8 +171,7 @@ class FIMConfig:
             _choice(mode, FIM_MODES, "FIMConfig.mode")
         if any(not w >= 0 for w in modes.values()) or not sum(modes.values()) > 0:
             raise ConfigError(f"FIMConfig.mode={self.mode!r} needs weights >= 0 with a positive sum")
-        _positive(self, "msp_noise_density", "msp_mean_span", "ablation_steps", "ablation_evals")
-        _positive(self, "ablation_heldout_sequences")
+        _positive(self, "msp_noise_density", "msp_mean_span")
         _choice(self.granularity, ("char", "token"), "FIMConfig.granularity")
         _choice(self.level, FIM_LEVELS, "FIMConfig.level")
         if not 0 <= self.fim_rate <= 1:
@@ -198,7 +201,8 @@ class ModelConfig:
     attention_bias: bool = False
     bos_token_id: int = 32_013
     eos_token_id: int = 32_014
-    attn_implementation: str = "auto"  # "auto" (flash-attn on CUDA if installed, else SDPA), "sdpa", "eager", "flash"
+    # "auto" (flash-attn on CUDA if installed, else SDPA), "sdpa", "eager", "flash"
+    attn_implementation: str = field(default="auto", metadata=HOW)
 
     def __post_init__(self):
         _positive(self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
@@ -277,21 +281,15 @@ class TrainConfig:
     lr_milestones: tuple[float, float] = (0.8, 0.9)  # DeepSeek LLM: drops at 80% and 90% of tokens
     lr_decay: float = 0.1**0.5  # §3.4: each stage √(1/10) of the previous, final 10%
     init_std: float = 0.02  # released initializer_range
-    distributed: str = "ddp"  # "ddp" or "fsdp" (FSDP2 fully_shard) under torchrun
-    compile: bool = False
-    activation_checkpointing: bool = False
-    checkpoint_every: int = 1000
-    keep_last: int = 3
-    log_every: int = 10
-    max_bad_steps: int = 10  # stop after this many non-finite steps in a row
-    num_workers: int = 0  # DataLoader workers
+    distributed: str = field(default="ddp", metadata=HOW)  # "ddp" or "fsdp" (FSDP2 fully_shard) under torchrun
+    compile: bool = field(default=False, metadata=HOW)
+    activation_checkpointing: bool = field(default=False, metadata=HOW)
+    checkpoint_every: int = field(default=1000, metadata=HOW)
+    keep_last: int = field(default=3, metadata=HOW)
+    log_every: int = field(default=10, metadata=HOW)
+    max_bad_steps: int = field(default=10, metadata=HOW)  # stop after this many non-finite steps in a row
+    num_workers: int = field(default=0, metadata=HOW)  # DataLoader workers
     seed: int = 0
-    # Long-context stage, §3.6: linear RoPE scaling 1 → 4, base 10000 → 100000, 1000 steps at 16K, batch 512.
-    long_context_steps: int = 1000
-    long_context_batch_size: int = 512
-    long_context_seq_multiplier: int = 4
-    long_context_rope_theta: float = 100_000.0
-    long_context_rope_factor: float = 4.0
 
     def __post_init__(self):
         _positive(self, "seq_len", "micro_batch_size", "global_batch_size", "max_steps", "lr", "keep_last")
@@ -305,6 +303,21 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int:
         return self.global_batch_size * self.seq_len
+
+
+@dataclass(frozen=True)
+class LongContextConfig:
+    """The long-context stage (DeepSeek-Coder §3.6), continued from the pretrained weights at the final
+    pretraining learning rate (``dslib.train.long_context_scale``)."""
+
+    steps: int = 1000  # paper: 1000 steps
+    batch_size: int = 512  # paper: 512 sequences per step
+    seq_multiplier: int = 4  # paper: 4K → 16K tokens
+    rope_theta: float = 100_000.0  # paper: base 10000 → 100000
+    rope_factor: float = 4.0  # paper: linear RoPE scaling factor 1 → 4
+
+    def __post_init__(self):
+        _positive(self, "steps", "batch_size", "seq_multiplier", "rope_theta", "rope_factor")
 
 
 @dataclass(frozen=True)
@@ -327,6 +340,21 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AblationConfig:
+    """A controlled experiment at this scale (``dslib.ablation``): every setting trains ``steps`` steps of
+    ``TrainConfig``'s batch and is evaluated at ``evals`` evenly spaced steps."""
+
+    steps: int = 8_000  # the FIM ablation's Figure 3 (§3.1.2) runs to 8000 steps
+    evals: int = 4
+    tasks: int | None = None  # benchmark tasks per evaluation (None = the benchmark's EvalConfig limit)
+    heldout_sequences: int = 512  # held-out sequences for the left-to-right loss
+    humaneval: bool = True  # HumanEval pass@1 at each evaluation (off where a small model scores 0)
+
+    def __post_init__(self):
+        _positive(self, "steps", "evals", "heldout_sequences")
+
+
+@dataclass(frozen=True)
 class Scale:
     """One preset sizing every stage."""
 
@@ -336,7 +364,9 @@ class Scale:
     fim: FIMConfig = field(default_factory=FIMConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    long_context: LongContextConfig = field(default_factory=LongContextConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -411,14 +441,7 @@ PRESETS: dict[str, Scale] = {
         tokenizer=TokenizerConfig(vocab_size=2_000, train_bytes=3_000_000, sweep_vocab_sizes=(1_000, 2_000)),
         # Context-level FIM: repository documents dwarf the 64-token window, so at the document level almost no
         # sequence carries a FIM example (measured: 0.06% held a FIM middle at 50% PSM).
-        fim=FIMConfig(
-            level="context",
-            ablation_steps=12,
-            ablation_evals=2,
-            ablation_tasks=8,
-            ablation_heldout_sequences=16,
-            ablation_humaneval=False,
-        ),
+        fim=FIMConfig(level="context"),
         model=_small(2_000, 64, 176, 2, 4, 2, 1024),
         train=TrainConfig(
             seq_len=64,
@@ -429,26 +452,18 @@ PRESETS: dict[str, Scale] = {
             warmup_steps=4,
             checkpoint_every=10,
             log_every=1,
-            long_context_steps=4,
-            long_context_batch_size=4,
         ),
+        long_context=LongContextConfig(steps=4, batch_size=4),
         eval=EvalConfig(humaneval_limit=4, infilling_limit=12, max_new_tokens=16, batch_size=4, timeout=5.0),
+        ablation=AblationConfig(steps=12, evals=2, tasks=8, heldout_sequences=16, humaneval=False),
     ),
     "cpu": Scale(
         name="cpu",
         data=DataConfig(max_total_bytes=200_000_000, max_file_bytes=500_000, docs_folders=DOCS_FOLDERS),
         tokenizer=TokenizerConfig(vocab_size=8_000, train_bytes=50_000_000, sweep_vocab_sizes=(8_000, 16_000, 32_000)),
-        # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
         # Context-level FIM: repository documents dwarf the 256-token window (at the document level, 0.06% of
         # the smoke scale's sequences held a FIM middle), so the ablation could not show a FIM effect.
-        fim=FIMConfig(
-            level="context",
-            ablation_steps=400,
-            ablation_evals=4,
-            ablation_tasks=150,
-            ablation_heldout_sequences=128,
-            ablation_humaneval=False,
-        ),
+        fim=FIMConfig(level="context"),
         model=_small(8_000, 256, 688, 4, 4, 4, 4096),
         train=TrainConfig(
             seq_len=256,
@@ -459,18 +474,16 @@ PRESETS: dict[str, Scale] = {
             warmup_steps=100,
             checkpoint_every=250,
             log_every=10,
-            long_context_steps=100,
-            long_context_batch_size=8,
         ),
+        long_context=LongContextConfig(steps=100, batch_size=8),
         eval=EvalConfig(max_new_tokens=128, max_input_tokens=1024, batch_size=16),
+        # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
+        ablation=AblationConfig(steps=400, evals=4, tasks=150, heldout_sequences=128, humaneval=False),
     ),
     "gpu": Scale(
         name="gpu",
         data=DataConfig(max_file_bytes=1_000_000, num_proc=8, num_shards=32, docs_folders=DOCS_FOLDERS),
         tokenizer=TokenizerConfig(vocab_size=32_000, sweep_vocab_sizes=(8_000, 16_000, 32_000), num_proc=8),
-        # FIM ablation: 2.0 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 9 runs × 600 steps take
-        # about 3 h of training, about 4 h with their evaluations.
-        fim=FIMConfig(ablation_steps=600, ablation_evals=4, ablation_tasks=400, ablation_heldout_sequences=256),
         model=_small(32_000, 1024, 2816, 16, 8, 8, 16_384),
         train=TrainConfig(
             seq_len=2048,
@@ -481,19 +494,21 @@ PRESETS: dict[str, Scale] = {
             warmup_steps=400,
             compile=True,
             checkpoint_every=500,
-            long_context_steps=200,
-            long_context_batch_size=64,
         ),
+        long_context=LongContextConfig(steps=200, batch_size=64),
         eval=EvalConfig(max_new_tokens=300, batch_size=32, workers=8),
+        # FIM ablation: 2.0 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 9 runs × 600 steps take
+        # about 3 h of training, about 4 h with their evaluations.
+        ablation=AblationConfig(steps=600, evals=4, tasks=400, heldout_sequences=256),
     ),
     "paper": Scale(
         name="paper",
         data=DataConfig(num_proc=32, num_shards=1024, docs_folders=DOCS_FOLDERS),
         tokenizer=TokenizerConfig(vocab_size=32_000, num_proc=32),
-        fim=FIMConfig(ablation_steps=8000, ablation_evals=8),
         model=replace(MODEL_PRESETS["deepseek-coder-1.3b"], rope_theta=10_000.0, rope_scaling=None),
         train=TrainConfig(distributed="fsdp", compile=True, activation_checkpointing=True),
         eval=EvalConfig(workers=16),
+        ablation=AblationConfig(steps=8000, evals=8),
     ),
 }
 

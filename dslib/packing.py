@@ -30,8 +30,6 @@ which counts what the training loop received, when DataLoader workers are used.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -47,19 +45,16 @@ from tqdm import tqdm
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
 from dslib.data.mix import mix_order, realised_shares
+from dslib.data.pipeline import load_corpus
 from dslib.fim import DEEPSEEK, ContextFIM, FIMSplit, Sentinel, Sentinels, encode_fim
-from dslib.tokenizer import BOS
+from dslib.tokenizer import BOS, ensure_tokenizer
+from dslib.training.parallel import rank_and_world
 
 TOKENS_FILE = "tokens.bin"
 STREAM_FORMAT = 2  # 2: each document opens with BOS; a change here rebuilds cached streams
 DOCUMENTS_FILE = "documents.npy"  # per document in stream order: start, length (EOS included), mode code
 MODE_CODES = {None: 0, **{mode: i + 1 for i, mode in enumerate(FIM_MODES)}}
 NO_FIM = FIMConfig(fim_rate=0.0)
-
-
-def fim_data_fields(fim: FIMConfig) -> dict:
-    """The fields of ``fim`` that shape the training data; the ablation's (``ablation_*``) do not."""
-    return {k: v for k, v in dataclasses.asdict(fim).items() if not k.startswith("ablation")}
 
 
 def encode_documents(
@@ -156,13 +151,7 @@ def stream_label(split: str, fim: FIMConfig) -> str:
     """A readable folder name for a split's stream under a FIM setting, e.g. ``train_psm_fim0.5_1a2b3c4d``."""
     modes = fim.mode if isinstance(fim.mode, dict) else {fim.mode: 1.0}
     mode = "+".join(f"{m}{w:g}" if len(modes) > 1 else m for m, w in sorted(modes.items()))
-    return f"{split}_{mode}_fim{fim.fim_rate:g}_{fingerprint(fim_data_fields(fim))[:8]}"
-
-
-def _dist() -> tuple[int, int, bool]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size(), True
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), False
+    return f"{split}_{mode}_fim{fim.fim_rate:g}_{fingerprint(fim)[:8]}"
 
 
 def ensure_stream(
@@ -178,12 +167,10 @@ def ensure_stream(
     fim = scale.fim if fim is None else fim
     fim = NO_FIM if fim.level == "context" else fim  # context-level FIM is applied as sequences are read
     seed = scale.train.seed if seed is None else seed
-    rank, _, distributed = _dist()
+    rank, _ = rank_and_world()
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
 
     def build_all() -> Path:
-        from dslib.data.pipeline import load_corpus
-        from dslib.tokenizer import ensure_tokenizer
-
         corpus = load_corpus(scale, split)
         tok = ensure_tokenizer(scale)
         # The data mix (§2) shapes what training sees; held-out data stays as it is, every document once.
@@ -191,7 +178,7 @@ def ensure_stream(
         config = {
             "split": split,
             "mix": mix,
-            "fim": fim_data_fields(fim),
+            "fim": fim,
             "seed": seed,
             "corpus": corpus._fingerprint,
             "tokenizer": fingerprint(tok.to_str()),
@@ -400,11 +387,9 @@ def packed_dataset(
     scale = resolve(scale)
     fim = scale.fim if fim is None else fim
     seed = scale.train.seed if seed is None else seed
-    dist_rank, dist_world, _ = _dist()
+    dist_rank, dist_world = rank_and_world()
     context_fim = None
     if fim.level == "context":
-        from dslib.tokenizer import ensure_tokenizer
-
         context_fim = ContextFIM(ensure_tokenizer(scale), fim)
     return PackedDataset.from_dir(
         ensure_stream(scale, split, fim, seed),

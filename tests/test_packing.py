@@ -14,7 +14,7 @@ from dslib.artifacts import write_manifest
 from dslib.config import ConfigError, FIMConfig
 from dslib.data.mix import mix_order
 from dslib.fim import ContextFIM, Sentinel, recover_document
-from dslib.packing import NO_FIM, PackedDataset, build_stream, fim_data_fields, stream_statistics
+from dslib.packing import NO_FIM, PackedDataset, build_stream, stream_label, stream_statistics
 from dslib.tokenizer import ADDED_TOKENS, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, encode_text, train_tokenizer
 
 SEQ_LEN = 32
@@ -330,12 +330,14 @@ def test_context_fim_is_the_same_for_any_split_and_resumes_exactly(tmp_path):
     assert len(seen) == len(reference) and all(torch.equal(a, b) for a, b in zip(seen, reference, strict=True))
 
 
-def test_fim_level_and_data_fields():
+def test_fim_level_and_stream_labels():
     with pytest.raises(ConfigError, match="document, context"):
         FIMConfig(level="sequence")
-    fields = fim_data_fields(FIMConfig(level="context"))
-    assert fields["level"] == "context" and not any(k.startswith("ablation") for k in fields)
-    assert fim_data_fields(FIMConfig(ablation_steps=3)) == fim_data_fields(FIMConfig())
+    # Streams built before the FIM ablation's settings left FIMConfig keep their folders (labels recorded then).
+    assert stream_label("train", FIMConfig()) == "train_psm_fim0.5_a312fe45"
+    assert stream_label("train", FIMConfig(level="context")) == "train_psm_fim0.5_431f062f"
+    joint = FIMConfig(level="context", mode={"psm": 0.5, "spm": 0.5})
+    assert stream_label("heldout", joint) == "heldout_psm0.5+spm0.5_fim0.5_abe743eb"
 
 
 def test_mixed_stream_samples_sources_by_weight_and_records_token_shares(tmp_path):

@@ -11,6 +11,7 @@ from dslib import paper
 from dslib.config import MIX_PRESETS, MIX_SOURCES, DataConfig
 from dslib.data.mix import mix_order, source_weights
 from dslib.data.quality import QUALITY_REASONS
+from dslib.results import result_row
 
 STAGE_LABELS = {
     "crawl": "crawl\n(readable text)",
@@ -165,3 +166,48 @@ def mix_rows(corpus, config: DataConfig) -> list[dict]:
             )
         )
     return rows
+
+
+def result_rows(manifest: Mapping, scale: str) -> list[dict]:
+    """The data stage's numbers beside the paper's (rule-filter retention §2.1, Python share Table 1, the
+    funnel of Figure 2, near-dedup §2.3, decontamination §2.4), from the corpus manifest."""
+    funnel = manifest["counts"]["funnel"]
+    python_share = next(r["ours_percent"] for r in language_rows(manifest) if r["language"] == "Python")
+    flagged = manifest["counts"]["decontamination"]["files"]
+    return [
+        result_row(
+            "bytes retained after rule filtering",
+            round(rule_filter_retained(manifest), 4),
+            paper.RULE_FILTER_RETAINED,
+            "[P] §2.1",
+            "installed packages, not raw GitHub",
+        ),
+        result_row(
+            "Python share of kept bytes (%)",
+            round(python_share, 2),
+            paper.TABLE1.get("Python", "percent"),
+            "[P] Table 1",
+            "a Python environment",
+        ),
+        result_row(
+            "bytes kept after every stage",
+            round(funnel["kept"]["bytes"] / funnel["input"]["bytes"], 4),
+            None,
+            "[P] Figure 2",
+            f"{funnel['kept']['files']} of {funnel['input']['files']} files, scale {scale}",
+        ),
+        result_row(
+            "repository clusters removed as near-duplicates",
+            len(manifest["counts"]["near_duplicate_clusters"]),
+            None,
+            "[P] §2.3",
+            "5-gram MinHash, 256 permutations, Jaccard 0.7",
+        ),
+        result_row(
+            "files flagged by decontamination (10-gram / exact)",
+            f"{flagged.get('decontam_10gram', 0)} / {flagged.get('decontam_exact', 0)}",
+            None,
+            "[P] §2.4",
+            "every benchmark the evaluation suite ships",
+        ),
+    ]

@@ -26,7 +26,7 @@ import torch
 from dslib import paper
 from dslib.config import EvalConfig, get_scale
 from dslib.eval import humaneval, infilling, suite
-from dslib.eval.generation import load_checkpoint
+from dslib.eval.generation import load_hf_model
 from dslib.eval.tasks import resolve
 from dslib.model import Transformer, config_from_hf, to_hf
 
@@ -67,7 +67,7 @@ def evaluate_checkpoint(
     """HumanEval pass@1 and single-line infilling (one entry per FIM mode) of the checkpoint at ``path``."""
     config = config or EvalConfig()
     start = time.perf_counter()
-    model, tokenizer = load_checkpoint(path, device, dtype)
+    model, tokenizer = load_hf_model(path, device, dtype)
     result = {
         "checkpoint": str(path),
         "parameters": model.num_parameters(),

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from dslib import paper
 from dslib.config import EvalConfig
-from dslib.eval.generation import complete, load_checkpoint, subset
+from dslib.eval.generation import complete, load_hf_model, subset
 from dslib.eval.metrics import mean_pass_at_k
 from dslib.eval.tasks import TASKS, Task, TaskNotBuilt, get_task
 
@@ -323,7 +323,7 @@ def evaluate(
             others = {r.get("checkpoint") for r in read_generations(generations)} - {str(checkpoint), None}
             if others:
                 raise ValueError(f"{generations} holds generations of {others.pop()}; choose another output folder")
-        model, tokenizer = load_checkpoint(checkpoint, device, dtype)
+        model, tokenizer = load_hf_model(checkpoint, device, dtype)
         meta = {"checkpoint": str(checkpoint), "parameters": model.num_parameters()}
         skipped = generate(model, tokenizer, names, generations, config, instruct, limit, paper_lengths, meta, progress)
         del model
