@@ -16,7 +16,7 @@ import dslib.instruct.__main__ as cli
 from dslib import paper
 from dslib.config import InstructConfig, ModelConfig, TrainConfig, get_scale
 from dslib.eval.data import read_jsonl
-from dslib.eval.generation import load_checkpoint
+from dslib.eval.generation import load_hf_model
 from dslib.instruct import encode_example, finetune, format_chat, response_loss
 from dslib.instruct.chat import Chat, run
 from dslib.instruct.data import (
@@ -31,9 +31,9 @@ from dslib.instruct.data import (
 from dslib.instruct.finetune import heldout_rows
 from dslib.instruct.template import CHAT_TEMPLATE, IGNORE_INDEX, InstructDataError
 from dslib.model import from_hf
-from dslib.schedule import learning_rate
 from dslib.tokenizer import BOS, EOS, EOT, load_tokenizer, save_tokenizer, special_token_ids, train_tokenizer
 from dslib.train import ensure_pretrained, labelled_token_loss, read_metrics
+from dslib.training.schedule import learning_rate
 
 SYSTEM_CHAT = [
     {"role": "system", "content": "You are a helpful assistant"},
@@ -307,7 +307,7 @@ def test_finetuning_lowers_the_heldout_response_loss(base, tmp_path_factory):
     assert _ids(theirs, messages, True) == encode_example(tokenizer, messages, add_generation_prompt=True)[0]
     model = transformers.AutoModelForCausalLM.from_pretrained(result.hf)
     assert model.generation_config.eos_token_id == eot
-    ours, _ = load_checkpoint(result.hf, device="cpu")  # what python -m dslib.eval loads
+    ours, _ = load_hf_model(result.hf, device="cpu")  # what python -m dslib.eval loads
     assert ours.config.eos_token_id == eot
 
 

@@ -9,11 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-from dslib.checkpoint import CheckpointError
 from dslib.config import ConfigError, get_scale
 from dslib.instruct.finetune import finetune, heldout_rows, response_loss
 from dslib.instruct.template import InstructDataError
 from dslib.tokenizer import load_tokenizer
+from dslib.training.checkpoint import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:

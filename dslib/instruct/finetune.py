@@ -22,24 +22,25 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from dslib import checkpoint as ckpt
 from dslib import paper
 from dslib.artifacts import artifact_dir, write_manifest
 from dslib.config import InstructConfig, Scale, TrainConfig, resolve
 from dslib.instruct.data import InstructData, collate, encode_rows, load_rows, pad_token_id
 from dslib.instruct.template import CHAT_TEMPLATE
 from dslib.model import Transformer, config_from_hf, from_hf
-from dslib.parallel import init_distributed
+from dslib.results import result_row
 from dslib.tokenizer import EOT, load_tokenizer, special_token_ids
 from dslib.train import (
     TrainResult,
     TrainRun,
     ensure_pretrained,
     export_hf,
-    labelled_token_loss,
     run_fingerprint,
     train,
 )
+from dslib.training import checkpoint as ckpt
+from dslib.training.batches import labelled_token_loss
+from dslib.training.parallel import init_distributed
 
 log = logging.getLogger(__name__)
 
@@ -172,28 +173,29 @@ def heldout_rows(scale: Scale | str | None = None) -> list[dict]:
     return rows[:limit] if limit is not None else rows
 
 
-def instruct_results(scale: Scale | str | None, before: dict, after: dict, result: FinetuneResult) -> list[dict]:
-    """Notebook 08's result rows (``dslib.results.record``): our fine-tuning beside §3.7."""
+def result_rows(scale: Scale | str | None, before: dict, after: dict, result: FinetuneResult) -> list[dict]:
+    """Instruction tuning's numbers beside §3.7's (notebook 08's closing table): the held-out response loss
+    before and after, the data, and the schedule."""
     ic, facts = resolve(scale).instruct, paper.INSTRUCTION_TUNING
     return [
-        {
-            "metric": "held-out response loss before → after (nats/token)",
-            "ours": f"{before['loss']:.3f} → {after['loss']:.3f}",
-            "paper": None,
-            "source": "§3.7",
-            "note": f"{after['examples']} MBPP validation pairs, {after['tokens']} response tokens",
-        },
-        {
-            "metric": "instruction data",
-            "ours": f"{result.examples} MBPP pairs",
-            "paper": f"{facts['tokens']:.0e} tokens (unreleased)",
-            "source": facts["source"],
-        },
-        {
-            "metric": "schedule (warm-up steps, peak lr)",
-            "ours": f"cosine, {ic.warmup_steps}, {ic.lr:g}",
-            "paper": f"{facts['schedule']}, {facts['warmup_steps']}, {facts['lr']:g}",
-            "source": facts["source"],
-            "note": "the paper preset uses the paper's values",
-        },
+        result_row(
+            "held-out response loss before → after (nats/token)",
+            f"{before['loss']:.3f} → {after['loss']:.3f}",
+            None,
+            "§3.7",
+            f"{after['examples']} MBPP validation pairs, {after['tokens']} response tokens",
+        ),
+        result_row(
+            "instruction data",
+            f"{result.examples} MBPP pairs",
+            f"{facts['tokens']:.0e} tokens (unreleased)",
+            facts["source"],
+        ),
+        result_row(
+            "schedule (warm-up steps, peak lr)",
+            f"cosine, {ic.warmup_steps}, {ic.lr:g}",
+            f"{facts['schedule']}, {facts['warmup_steps']}, {facts['lr']:g}",
+            facts["source"],
+            "the paper preset uses the paper's values",
+        ),
     ]

@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from tokenizers import Tokenizer
 
 from dslib.tokenizer import BOS, EOT, encode_text, special_token_ids
+from dslib.training.batches import IGNORE_INDEX
 
-IGNORE_INDEX = -100  # transformers' label for "no loss"
 ROLES = ("system", "user", "assistant")
 STYLES = ("chat", "finetune_script")
 
