@@ -11,6 +11,8 @@ What the paper fixes, and where the value lives (``dslib.config.TrainConfig``):
 - Long-context stage (§3.6, ``dslib.config.LongContextConfig``): from the pretrained weights, linear RoPE scaling
   factor 4, ``rope_theta`` 100000, 4× the sequence length, at the final pretraining learning rate
   (:func:`long_context_scale`).
+- Instruction tuning (§3.7, ``dslib.instruct``) is the ``"instruct"`` stage: from an HF Base folder, on its own
+  :class:`DataSource` of labelled batches (loss on the responses only), with ``TrainConfig.lr_schedule="cosine"``.
 
 The components the loop uses live in ``dslib.training``: the schedule, checkpoints, metrics, the process group.
 
