@@ -18,6 +18,7 @@ from typing import Any
 SCALES = ("smoke", "cpu", "gpu", "paper")
 FIM_MODES = ("psm", "spm", "msp")
 FIM_LEVELS = ("document", "context")
+LR_SCHEDULES = ("multistep", "cosine")
 # The MinHash hash family of dslib.data.dedup, in DataConfig so that a corpus built with another one is rebuilt.
 # 1: datasketch affine32 over BLAKE2b word hashes; 2: rensa R-MinHash over numpy word hashes.
 DEDUP_HASH_VERSION = 2
@@ -280,6 +281,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # DeepSeek LLM: 1.0
     lr_milestones: tuple[float, float] = (0.8, 0.9)  # DeepSeek LLM: drops at 80% and 90% of tokens
     lr_decay: float = 0.1**0.5  # §3.4: each stage √(1/10) of the previous, final 10%
+    lr_schedule: str = "multistep"  # "multistep" (§3.4) or "cosine" (instruction tuning, §3.7)
     init_std: float = 0.02  # released initializer_range
     distributed: str = field(default="ddp", metadata=HOW)  # "ddp" or "fsdp" (FSDP2 fully_shard) under torchrun
     compile: bool = field(default=False, metadata=HOW)
@@ -294,6 +296,7 @@ class TrainConfig:
     def __post_init__(self):
         _positive(self, "seq_len", "micro_batch_size", "global_batch_size", "max_steps", "lr", "keep_last")
         _choice(self.distributed, ("ddp", "fsdp"), "TrainConfig.distributed")
+        _choice(self.lr_schedule, LR_SCHEDULES, "TrainConfig.lr_schedule")
         if self.global_batch_size % self.micro_batch_size:
             raise ConfigError(
                 f"TrainConfig.micro_batch_size={self.micro_batch_size} must divide "
@@ -318,6 +321,37 @@ class LongContextConfig:
 
     def __post_init__(self):
         _positive(self, "steps", "batch_size", "seq_multiplier", "rope_theta", "rope_factor")
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """Instruction tuning (DeepSeek-Coder §3.7): from a Base model, loss on responses only, cosine schedule.
+
+    The optimizer, clipping and precision are :class:`TrainConfig`'s; these fields replace its schedule, batch
+    and length for the fine-tuning run (``dslib.instruct.finetune``).
+    """
+
+    max_steps: int = 500  # §3.7: 2B tokens at 4M tokens per batch
+    lr: float = 1e-5  # §3.7: 1e-5
+    warmup_steps: int = 100  # §3.7: 100 warm-up steps
+    global_batch_size: int = 1024  # examples per step; §3.7: 4M tokens per batch (1024 × 4096)
+    micro_batch_size: int = 4
+    seq_len: int = 4096  # longest example in tokens; a longer one is a counted skip
+    weight_decay: float = 0.0  # finetune_deepseekcoder.py: transformers' default, 0
+    style: str = "chat"  # how instruction/output rows are written: "chat" (the chat template) or "finetune_script"
+    skip_bad_rows: bool = False  # False: a malformed row stops the run before training, naming it
+    checkpoint_every: int = field(default=100, metadata=HOW)
+    validation_rows: int | None = None  # held-out rows for the response loss (None = all)
+    seed: int = 0
+
+    def __post_init__(self):
+        _positive(self, "max_steps", "lr", "global_batch_size", "micro_batch_size", "seq_len", "checkpoint_every")
+        _choice(self.style, ("chat", "finetune_script"), "InstructConfig.style")
+        if self.global_batch_size % self.micro_batch_size:
+            raise ConfigError(
+                f"InstructConfig.micro_batch_size={self.micro_batch_size} must divide "
+                f"global_batch_size={self.global_batch_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -366,6 +400,7 @@ class Scale:
     train: TrainConfig = field(default_factory=TrainConfig)
     long_context: LongContextConfig = field(default_factory=LongContextConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
 
     def to_dict(self) -> dict:
@@ -455,6 +490,16 @@ PRESETS: dict[str, Scale] = {
         ),
         long_context=LongContextConfig(steps=4, batch_size=4),
         eval=EvalConfig(humaneval_limit=4, infilling_limit=12, max_new_tokens=16, batch_size=4, timeout=5.0),
+        instruct=InstructConfig(
+            max_steps=24,
+            lr=2e-3,
+            warmup_steps=3,
+            global_batch_size=8,
+            micro_batch_size=4,
+            seq_len=1024,
+            checkpoint_every=12,
+            validation_rows=32,
+        ),
         ablation=AblationConfig(steps=12, evals=2, tasks=8, heldout_sequences=16, humaneval=False),
     ),
     "cpu": Scale(
@@ -477,6 +522,15 @@ PRESETS: dict[str, Scale] = {
         ),
         long_context=LongContextConfig(steps=100, batch_size=8),
         eval=EvalConfig(max_new_tokens=128, max_input_tokens=1024, batch_size=16),
+        instruct=InstructConfig(
+            max_steps=200,
+            lr=3e-4,
+            warmup_steps=20,
+            global_batch_size=16,
+            micro_batch_size=8,
+            seq_len=1024,
+            checkpoint_every=50,
+        ),
         # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
         ablation=AblationConfig(steps=400, evals=4, tasks=150, heldout_sequences=128, humaneval=False),
     ),
@@ -497,6 +551,15 @@ PRESETS: dict[str, Scale] = {
         ),
         long_context=LongContextConfig(steps=200, batch_size=64),
         eval=EvalConfig(max_new_tokens=300, batch_size=32, workers=8),
+        instruct=InstructConfig(
+            max_steps=300,
+            lr=5e-5,
+            warmup_steps=30,
+            global_batch_size=64,
+            micro_batch_size=16,
+            seq_len=2048,
+            checkpoint_every=100,
+        ),
         # FIM ablation: 2.0 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 9 runs × 600 steps take
         # about 3 h of training, about 4 h with their evaluations.
         ablation=AblationConfig(steps=600, evals=4, tasks=400, heldout_sequences=256),

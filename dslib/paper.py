@@ -118,6 +118,16 @@ PRETRAINING = {
     "source": "[P] §3.4, §3.6; [LLM] §2.3",
 }
 
+INSTRUCTION_TUNING = {
+    "format": "Alpaca instruction format, <|EOT|> ends each turn",  # [P] §3.7
+    "schedule": "cosine",  # [P] §3.7
+    "warmup_steps": 100,  # [P] §3.7
+    "lr": 1e-5,  # [P] §3.7
+    "batch_tokens": 4e6,  # [P] §3.7
+    "tokens": 2e9,  # [P] §3.7; unreleased data
+    "source": "[P] §3.7",
+}
+
 _T3_COLUMNS = ("Python", "C++", "Java", "PHP", "TS", "C#", "Bash", "JS", "Avg", "MBPP")
 TABLE3 = Table(
     name="Table 3: HumanEval (multilingual) and MBPP pass@1",

@@ -185,18 +185,20 @@ def bytes_per_token(tok: Tokenizer, texts: Sequence[str]) -> float:
     return n_bytes / max(n_tokens, 1)
 
 
-def save_tokenizer(tok: Tokenizer, directory: str | Path) -> Path:
+def save_tokenizer(tok: Tokenizer, directory: str | Path, chat_template: str | None = None) -> Path:
     """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json`` for ``transformers``.
 
     ``AutoTokenizer.from_pretrained(directory)`` then encodes exactly as ``tok`` does, BOS included. The
     config mirrors the released Base model's (add_bos_token, EOS doubling as pad, model_max_length 16384);
     the class is ``PreTrainedTokenizerFast``, which loads ``tokenizer.json`` as is in transformers 4 and 5.
+    With a ``chat_template`` it mirrors the released Instruct model's instead: the template stored, ``<|EOT|>``
+    the EOS token and ``<｜end▁of▁sentence｜>`` the pad token.
     """
     special_token_ids(tok)  # refuse to write a tokenizer that would not load as DeepSeek-Coder's
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tok.save(str(directory / "tokenizer.json"))
-    special = {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS}
+    special = {"bos_token": BOS, "eos_token": EOS if chat_template is None else EOT, "pad_token": EOS}
     config = {
         **special,
         "add_bos_token": True,
@@ -207,6 +209,8 @@ def save_tokenizer(tok: Tokenizer, directory: str | Path) -> Path:
         "model_max_length": MODEL_MAX_LENGTH,
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
+    if chat_template is not None:
+        config["chat_template"] = chat_template
     for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special)):
         (directory / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return directory

@@ -11,6 +11,8 @@ What the paper fixes, and where the value lives (``dslib.config.TrainConfig``):
 - Long-context stage (§3.6, ``dslib.config.LongContextConfig``): from the pretrained weights, linear RoPE scaling
   factor 4, ``rope_theta`` 100000, 4× the sequence length, at the final pretraining learning rate
   (:func:`long_context_scale`).
+- Instruction tuning (§3.7, ``dslib.instruct``) is the ``"instruct"`` stage: from an HF Base folder, on its own
+  :class:`DataSource` of labelled batches (loss on the responses only), with ``TrainConfig.lr_schedule="cosine"``.
 
 The components the loop uses live in ``dslib.training``: the schedule, checkpoints, metrics, the process group.
 
@@ -34,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from tqdm.auto import tqdm
 
@@ -44,12 +45,14 @@ from dslib.model import Transformer, to_hf
 from dslib.packing import packed_dataset
 from dslib.tokenizer import ensure_tokenizer, save_tokenizer
 from dslib.training import checkpoint as ckpt
+from dslib.training.batches import DataSource, labelled_batch_loss, labelled_token_loss, next_token_loss
 from dslib.training.metrics import METRICS_FILE, MetricsLog, flops_per_token, peak_flops, plot_metrics, read_metrics
 from dslib.training.parallel import autocast, gradient_sync, init_distributed, parallelize, rank_and_world
 from dslib.training.schedule import learning_rate
 from dslib.training.synthetic import SyntheticStream
 
 __all__ = [
+    "DataSource",
     "NonFiniteLossError",
     "SyntheticStream",
     "TrainResult",
@@ -59,6 +62,7 @@ __all__ = [
     "ensure_pretrained",
     "export_hf",
     "flops_per_token",
+    "labelled_token_loss",
     "long_context_scale",
     "main",
     "next_token_loss",
@@ -70,7 +74,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pretrain", "long_context")
+STAGES = ("pretrain", "long_context", "instruct")
 DATA_SOURCES = ("corpus", "synthetic")
 
 
@@ -90,9 +94,9 @@ class TrainRun:
     scale: Scale
     output_dir: Path | None = None  # None = artifacts/<scale>/<stage>/
     resume: bool = True  # continue from the newest valid checkpoint in output_dir; False deletes them
-    stage: str = "pretrain"  # "pretrain" or "long_context" (§3.6)
-    init_from: Path | None = None  # long_context: the pretraining checkpoint (default: its newest)
-    data: str = "corpus"
+    stage: str = "pretrain"  # "pretrain", "long_context" (§3.6) or "instruct" (§3.7)
+    init_from: Path | None = None  # checkpoint or HF folder to start from (long_context: pretraining's newest)
+    data: str | DataSource = "corpus"
     stop_after: int | None = None
     progress: bool = True
 
@@ -101,7 +105,7 @@ class TrainRun:
             object.__setattr__(self, "scale", resolve(self.scale))
         if self.stage not in STAGES:
             raise ConfigError(f"TrainRun.stage={self.stage!r} is not valid; choose one of: {', '.join(STAGES)}")
-        if self.data not in DATA_SOURCES:
+        if isinstance(self.data, str) and self.data not in DATA_SOURCES:
             raise ConfigError(f"TrainRun.data={self.data!r} is not valid; choose one of: {', '.join(DATA_SOURCES)}")
 
     @property
@@ -170,6 +174,8 @@ def make_stream(run: TrainRun, rank: int, world: int):
     """
     scale = run.stage_scale
     tc = scale.train
+    if not isinstance(run.data, str):
+        return run.data.stream(scale, rank, world)
     if run.data == "synthetic":
         return SyntheticStream(
             tc.seq_len,
@@ -207,12 +213,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=torch.cuda.is_available() or None)
 
 
-def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting ``batch[:, 1:]`` from ``batch[:, :-1]``, computed in fp32."""
-    logits = model(batch[:, :-1])
-    return F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -222,11 +222,14 @@ def run_fingerprint(run: TrainRun) -> str:
     tokenizer, FIM, model, training, long context), less the fields marked as how it runs (:data:`HOW`)."""
     scale = run.stage_scale
     train = result_fields(scale.train)
+    if train["lr_schedule"] == "multistep":  # added with §3.7: the runs recorded before it keep their fingerprint
+        del train["lr_schedule"]
     # The long-context settings are hashed under their former TrainConfig names, so that the checkpoints and
     # ablation runs recorded before LongContextConfig existed keep their fingerprint and are not retrained.
     train |= {f"long_context_{k}": v for k, v in result_fields(scale.long_context).items()}
     configs = [result_fields(c) for c in (scale.data, scale.tokenizer, scale.fim, scale.model)]
-    return fingerprint([*configs, train, run.stage, run.data])
+    data = run.data if isinstance(run.data, str) else run.data.fingerprint
+    return fingerprint([*configs, train, run.stage, data])
 
 
 def accumulation_steps(config: TrainConfig, world: int) -> int:
@@ -272,10 +275,12 @@ def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: in
     torch.manual_seed(tc.seed)  # every process builds the same initial weights
     with torch.device(device):
         model = Transformer(mc)
-    if run.stage == "long_context":
-        source = run.init_from or ckpt.latest_checkpoint(artifact_dir(run.scale.name, "pretrain") / "checkpoints")
+    source = run.init_from
+    if source is None and run.stage == "long_context":
+        source = ckpt.latest_checkpoint(artifact_dir(run.scale.name, "pretrain") / "checkpoints")
         if source is None:
             raise FileNotFoundError("the long-context stage needs a pretraining checkpoint; run the pretrain stage")
+    if source is not None:
         ckpt.load_model_weights(source, model)
     num_params = model.num_parameters()
     wrapped = parallelize(model, tc, device)
@@ -367,9 +372,12 @@ def _accumulate_gradients(model: torch.nn.Module, batches, accum: int, device: t
     """Run ``accum`` micro-batches forward and backward; returns the global batch's mean loss (all ranks)."""
     total = torch.zeros((), device=device)
     for micro in range(accum):
-        batch = next(batches).to(device, non_blocking=True)
+        batch = next(batches)
         with gradient_sync(model, micro == accum - 1), autocast(device):
-            loss = next_token_loss(model, batch) / accum
+            if isinstance(batch, dict):  # labelled (instruction tuning): its loss_scale weighs every token alike
+                loss = labelled_batch_loss(model, batch, device)
+            else:
+                loss = next_token_loss(model, batch.to(device, non_blocking=True)) / accum
         loss.backward()
         total += loss.detach()
     _, world = rank_and_world()
@@ -383,7 +391,7 @@ def _accumulate_gradients(model: torch.nn.Module, batches, accum: int, device: t
 # Export, the pretrained model of a scale, plots, command line
 
 
-def export_hf(model: torch.nn.Module, path: Path, tokenizer=None) -> Path:
+def export_hf(model: torch.nn.Module, path: Path, tokenizer=None, chat_template: str | None = None) -> Path:
     """Write ``model`` (plain, DDP-unwrapped or FSDP2-sharded) as an HF ``LlamaForCausalLM`` folder, with the
     tokenizer files when given; rank 0 writes, every process must call it."""
     model = getattr(model, "module", model)
@@ -395,7 +403,7 @@ def export_hf(model: torch.nn.Module, path: Path, tokenizer=None) -> Path:
     full.load_state_dict(state, assign=True)
     to_hf(full, path)
     if tokenizer is not None:
-        save_tokenizer(tokenizer, path)
+        save_tokenizer(tokenizer, path, chat_template)
     return Path(path)
 
 
@@ -453,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default: $DSLIB_SCALE or smoke)")
     parser.add_argument("--stage", default="pretrain", choices=STAGES)
     parser.add_argument("--output-dir", type=Path, default=None, help="default: artifacts/<scale>/<stage>/")
-    parser.add_argument("--init-from", type=Path, default=None, help="long_context: checkpoint to start from")
+    parser.add_argument("--init-from", type=Path, default=None, help="checkpoint or HF folder to start from")
     parser.add_argument("--data", default="corpus", choices=DATA_SOURCES)
     parser.add_argument("--fresh", action="store_true", help="delete the output folder's checkpoints first")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (no checkpoint)")

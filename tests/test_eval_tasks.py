@@ -63,7 +63,8 @@ def test_other_languages_come_from_multiple_or_say_they_are_not_built():
 
 def test_chat_turn_is_the_released_template():
     assert chat_prompt("hi") == INSTRUCT_SYSTEM + "\n### Instruction:\nhi\n"
-    assert chat_prompt("hi", generation_prompt=True).endswith("\n### Instruction:\nhi\n### Response:")
+    # apply_chat_template(add_generation_prompt=True) renders the released template's "### Response:" then a newline
+    assert chat_prompt("hi", generation_prompt=True).endswith("\n### Instruction:\nhi\n### Response:\n")
     assert INSTRUCT_SYSTEM.startswith("You are an AI programming assistant, utilizing the Deepseek Coder model")
     assert not INSTRUCT_SYSTEM.endswith(".")
 
@@ -135,7 +136,7 @@ def test_leetcode_prompts(leetcode):
     assert task.prompt(p, instruct=True) == chat_prompt(p["prompt_sft"], generation_prompt=True)
     cot = get_task("leetcode-cot").prompt(p, instruct=True)
     assert cot.endswith(
-        "```\nYou need first write a step-by-step outline and then write the code.\n### Response:"
+        "```\nYou need first write a step-by-step outline and then write the code.\n### Response:\n"
     ) and cot.startswith(INSTRUCT_SYSTEM + "\n### Instruction:\nYou are given a string word")
     with pytest.raises(ValueError, match="instruction-tuned"):
         task.prompt(p)

@@ -36,6 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from dslib.model import from_hf
 from dslib.training.parallel import rank_and_world
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,11 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
 
 
 def load_model_weights(path: Path, model: torch.nn.Module) -> None:
-    """Load only the model weights of a verified checkpoint (the long-context stage starts from them)."""
+    """Load only the model weights of a verified checkpoint (the long-context stage starts from them), or of an HF
+    model folder (``config.json``: the Base model that instruction tuning, §3.7, starts from)."""
+    if (Path(path) / "config.json").exists():
+        model.load_state_dict(from_hf(path).state_dict())
+        return
     problem = verify_checkpoint(Path(path))
     if problem is not None:
         raise CheckpointError(f"cannot start from {path}: {problem}")

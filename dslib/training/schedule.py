@@ -22,15 +22,25 @@ def milestone_steps(config: TrainConfig) -> list[int]:
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
-    """The learning rate of 0-based optimizer ``step``: linear warm-up to ``lr``, then × ``lr_decay`` per milestone.
+    """The learning rate of 0-based optimizer ``step``: linear warm-up to ``lr``, then × ``lr_decay`` per milestone
+    (``lr_schedule="multistep"``), or a cosine from ``lr`` down to 0 at ``max_steps`` (``"cosine"``, §3.7).
 
     Warm-up climbs as ``lr · (step + 1) / warmup_steps`` so that the first step already moves the weights
     and step ``warmup_steps - 1`` reaches the peak.
     """
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "cosine":
+        return cosine_decay(step, config)
     stages_passed = sum(step >= m for m in milestone_steps(config))
     return config.lr * config.lr_decay**stages_passed
+
+
+def cosine_decay(step: int, config: TrainConfig) -> float:
+    """The cosine part (§3.7; as transformers' ``get_cosine_schedule_with_warmup``): ``lr`` at the end of warm-up,
+    half-way down at the middle of the remaining steps, 0 at ``max_steps``."""
+    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def schedule(config: TrainConfig) -> list[float]:

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm.auto import tqdm
 
 from dslib.eval.execution import Result, Status
+from dslib.instruct.template import DEFAULT_SYSTEM_PROMPT, format_chat
+from dslib.tokenizer import BOS
 
 # Prepended to every Python program by the repository's harness (Evaluation/*/human_eval/evaluation.py).
 PYTHON_IMPORTS = (
@@ -39,22 +41,18 @@ PYTHON_IMPORTS = (
     "from collections import *",
 )
 # The released Instruct tokenizer's default system text (tokenizer_config.json chat_template; FACTS §5).
-INSTRUCT_SYSTEM = (
-    "You are an AI programming assistant, utilizing the Deepseek Coder model, developed by Deepseek Company, "
-    "and you only answer questions related to computer science. For politically sensitive questions, security "
-    "and privacy issues, and other non-computer science questions, you will refuse to answer"
-)
+INSTRUCT_SYSTEM = DEFAULT_SYSTEM_PROMPT
 
 
 def chat_prompt(content: str, generation_prompt: bool = False) -> str:
-    """One user turn in the released Instruct chat template, as ``apply_chat_template`` renders it.
+    """One user turn in the released Instruct chat template (:func:`dslib.instruct.format_chat`, which
+    ``apply_chat_template`` renders identically), without the BOS token, which the tokenizer adds when encoding.
 
-    The BOS token is left out (the tokenizer adds it when encoding). The repository's HumanEval and MBPP
-    ``eval_instruct.py`` call the template without ``add_generation_prompt``; LeetCode's ``vllm_inference.py``
-    with it, which appends ``### Response:``.
+    The repository's HumanEval and MBPP ``eval_instruct.py`` call the template without ``add_generation_prompt``;
+    LeetCode's ``vllm_inference.py`` with it, which appends ``### Response:`` and a newline.
     """
-    turn = f"{INSTRUCT_SYSTEM}\n### Instruction:\n{content}\n"
-    return turn + "### Response:" if generation_prompt else turn
+    text = format_chat([{"role": "user", "content": content}], add_generation_prompt=generation_prompt)
+    return text.removeprefix(BOS)
 
 
 def code_block(text: str, language: str = "python", pattern: str | None = None) -> str | None:
