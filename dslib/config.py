@@ -18,6 +18,7 @@ from typing import Any
 SCALES = ("smoke", "cpu", "gpu", "paper")
 FIM_MODES = ("psm", "spm", "msp")
 FIM_LEVELS = ("document", "context")
+REPO_LEVELS = ("dependency", "random", "file")
 
 
 class ConfigError(ValueError):
@@ -64,11 +65,16 @@ class DataConfig:
     decontam_files: tuple[str, ...] = ()  # benchmark jsonl files (MBPP, GSM8K, MATH) besides HumanEval
     num_proc: int = 2
     num_shards: int = 8
-    heldout_fraction: float = 0.05  # repositories held out for tokenizer compression and loss
+    heldout_fraction: float = 0.05  # repositories held out for tokenizer compression, loss and cross-file completion
+    # How a repository's kept files become training documents (§2.2; Table 7's "w/o repo pre-training"):
+    # "dependency" (paper: one sample, files in Algorithm 1's order), "random" (one sample, files shuffled with
+    # the seed) or "file" (each file its own document). Filtering, dedup and decontamination are the same for all.
+    repo_level: str = "dependency"
     seed: int = 0
 
     def __post_init__(self):
         _positive(self, "max_file_bytes", "dedup_ngram", "dedup_num_perm", "num_proc", "num_shards")
+        _choice(self.repo_level, REPO_LEVELS, "DataConfig.repo_level")
         if not 0 < self.dedup_threshold <= 1:
             raise ConfigError(f"DataConfig.dedup_threshold={self.dedup_threshold} must be in (0, 1]")
 

@@ -4,7 +4,8 @@ crawl → language identification → rule filter (§2.1) → dependency parsing
 near-dedup (§2.3) → quality screening and decontamination (§2.4). Every file the source lists is either
 kept or dropped with one reason, so the funnel in the manifest satisfies *input = kept + Σ dropped*, in
 files and in bytes. Each repository becomes one sample: its kept files in dependency order, each headed
-by a comment holding its path.
+by a comment holding its path (``data.repo_level`` shuffles them or makes each file a document instead:
+:mod:`dslib.data.repo_level`). Held-out repositories, and copies of their files elsewhere, stay out of training.
 
 Work is split into ``num_shards`` fixed shards of repositories (round-robin by name) processed by
 ``num_proc`` worker processes; the output depends on the shards only, never on the number of workers.
@@ -14,7 +15,6 @@ its sample; near-dedup then runs over all signatures; pass 2 drops duplicates an
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import pickle
@@ -38,6 +38,7 @@ from dslib.data.decontam import Decontaminator
 from dslib.data.filters import RULE_REASONS, rule_filter_reason
 from dslib.data.languages import detect_language, path_comment
 from dslib.data.quality import syntax_error_reason
+from dslib.data.repo_level import HELDOUT_RULE, content_digest, document_files, heldout_repositories
 from dslib.data.sources import Repository, hub_dataset, local_repos, python_environment, read_text, select_repositories
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ STAGE_REASONS: dict[str, tuple[str, ...]] = {
     "dependency": (),
     "near_dedup": ("near_duplicate",),
     "quality": ("syntax_error",),
-    "decontam": ("decontam_10gram", "decontam_exact"),
+    "decontam": ("decontam_10gram", "decontam_exact", "heldout_copy"),
 }  # fmt: skip
 REASON_STAGE = {reason: stage for stage, reasons in STAGE_REASONS.items() for reason in reasons}
 MAX_LISTED = 1000  # syntax errors and decontamination hits listed in the manifest (all are counted)
@@ -80,6 +81,7 @@ class FileRecord:
     text: str | None = None
     syntax: str | None = None  # quality screening's verdict, applied after near-dedup
     contamination: tuple[str, str, str] | None = None  # (rule, benchmark item, matched words)
+    digest: bytes = b""  # repo_level.content_digest, to find copies of held-out files
 
 
 @dataclass
@@ -95,6 +97,7 @@ class ShardResult:
     repos: list[str]
     signatures: np.ndarray
     survives: list[bool]  # whether each repository keeps a file through quality and decontamination
+    digests: list[set[bytes]]  # each repository's candidate file digests
     timings: dict[str, float] = field(default_factory=Counter)
     stage_bytes: dict[str, int] = field(default_factory=Counter)
 
@@ -160,6 +163,7 @@ def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_
         stage_bytes["decontam"] += record.bytes
         hit = decontaminator.find(record.text)
         record.contamination = (hit.rule, hit.item, hit.ngram) if hit else None
+        record.digest = content_digest(record.text)
         timings["decontam"] += time.perf_counter() - clock
     return RepoRecord(repo.name, ordered + dropped, edges=sum(len(v) for v in graph.values()))
 
@@ -177,7 +181,10 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
         pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
     survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
-    return ShardResult(index, [r.name for r in records], signatures, survives, dict(timings), dict(stage_bytes))
+    digests = [{f.digest for f in r.files if f.reason is None} for r in records]
+    return ShardResult(
+        index, [r.name for r in records], signatures, survives, digests, dict(timings), dict(stage_bytes)
+    )
 
 
 def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
@@ -188,14 +195,6 @@ def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
     else:
         repos = local_repos(config.source)
     return select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
-
-
-def _heldout(names: list[str], fraction: float, seed: int) -> set[str]:
-    """A fixed share of the kept repositories (at least one when there are two or more), by seeded hash."""
-    if len(names) < 2 or fraction <= 0:
-        return set()
-    count = min(len(names) - 1, max(1, round(fraction * len(names))))
-    return set(sorted(names, key=lambda n: hashlib.sha256(f"heldout:{seed}:{n}".encode()).hexdigest())[:count])
 
 
 def _run_pass_one(jobs: list, num_proc: int) -> list[ShardResult]:
@@ -267,10 +266,13 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     index_seconds = time.perf_counter() - clock
     duplicates = {names[i] for cluster in clusters for i in cluster[1:]}
     survivors = [n for r in results for n, ok in zip(r.repos, r.survives, strict=True) if ok and n not in duplicates]
-    heldout = _heldout(sorted(survivors), config.heldout_fraction, config.seed)
+    heldout = heldout_repositories(sorted(survivors), config.heldout_fraction, config.seed)
+    heldout_digests = set().union(
+        *(d for r in results for n, d in zip(r.repos, r.digests, strict=True) if n in heldout)
+    )
 
     funnel, repo_reasons, languages = Funnel(), Counter(), Counter()
-    hits, rule_counts, edges, syntax_errors = [], Counter(), 0, []
+    hits, rule_counts, edges, syntax_errors, copies = [], Counter(), 0, [], []
     splits = {split: Counter() for split in SPLITS}
     for result in tqdm(results, desc="data: dedup and write", unit="shard"):
         with open(scratch / f"shard-{result.index:05d}.pkl", "rb") as handle:
@@ -287,6 +289,9 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
                     reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
                     rule_counts[reason] += 1
                     hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
+                if reason is None and record.name not in heldout and f.digest in heldout_digests:
+                    reason = "heldout_copy"
+                    copies.append(f"{record.name}/{f.path}")
                 funnel.add(f.bytes, reason)
                 if reason is None:
                     kept.append(f)
@@ -303,22 +308,24 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
                 reasons = Counter(f.reason or f.syntax or "decontaminated" for f in record.files)
                 logger.info("repository %s dropped: no_files_kept (%s)", record.name, dict(reasons))
             else:
-                text = repo_sample([(f.path, f.language, f.text) for f in kept])
                 split = "heldout" if record.name in heldout else "train"
-                rows[split].append(
-                    dict(
-                        text=text,
-                        repo=record.name,
-                        languages=[f.language for f in kept],
-                        paths=[f.path for f in kept],
-                        size=len(text.encode()),
+                splits[split]["repos"] += 1
+                for group in document_files(record.name, kept, config.repo_level, config.seed):
+                    text = repo_sample([(f.path, f.language, f.text) for f in group])
+                    rows[split].append(
+                        dict(
+                            text=text,
+                            repo=record.name,
+                            languages=[f.language for f in group],
+                            paths=[f.path for f in group],
+                            size=len(text.encode()),
+                        )
                     )
-                )
         for split, split_rows in rows.items():
             if split_rows:
                 table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
                 pq.write_table(table, directory / f"{split}-{result.index:05d}-of-{config.num_shards:05d}.parquet")
-                splits[split].update(repos=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
+                splits[split].update(documents=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
     shutil.rmtree(scratch)
 
     timings = Counter()
@@ -329,7 +336,7 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     timings["near_dedup"] += index_seconds
     timings.update(listing=listing_seconds, wall=time.perf_counter() - started)
     counts = {
-        "funnel": funnel.to_dict(),
+        "funnel": {**funnel.to_dict(), "repo_level": config.repo_level},
         "repositories": {
             **selection,
             "input": len(names),
@@ -341,7 +348,12 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         "dependency_edges": edges,
         "near_duplicate_clusters": [[names[i] for i in cluster] for cluster in clusters],
         "syntax_errors": syntax_errors[:MAX_LISTED],
-        "decontamination": {"files": dict(sorted(rule_counts.items())), "hits": hits[:MAX_LISTED]},
+        "decontamination": {
+            "files": dict(sorted(rule_counts.items())),
+            "hits": hits[:MAX_LISTED],
+            "heldout_copies": copies[:MAX_LISTED],
+        },
+        "heldout": {"rule": HELDOUT_RULE, "seed": config.seed, "repositories": sorted(heldout)},
         "stage_bytes": dict(stage_bytes),
     }
     logger.info(

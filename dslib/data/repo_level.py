@@ -1,0 +1,57 @@
+"""Repository-level documents and held-out repositories (DeepSeek-Coder §2.2; Table 7's ablation).
+
+``data.repo_level`` says how a repository's kept files become training documents:
+
+- ``dependency``: one sample, files in Algorithm 1's order (the paper's repository-level pretraining);
+- ``random``: the same sample with its files shuffled (does the order matter, or only the concatenation?);
+- ``file``: every file its own document (Table 7's "w/o repo pre-training").
+
+Only the assembly differs: every value keeps the same files, because filtering, near-dedup (on the
+dependency-ordered sample) and decontamination run before it.
+
+Held-out repositories (the ``heldout`` split) are chosen by a hash of their name: the kept repositories
+sorted by ``sha256("heldout:<seed>:<name>")``, the first ``round(heldout_fraction × n)`` of them (at least
+one when there are two or more). A training file whose content (lines stripped, blank lines dropped)
+equals a file of a held-out repository is dropped as ``heldout_copy``, so a vendored copy cannot carry a
+held-out file into training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from typing import TypeVar
+
+from dslib.config import REPO_LEVELS
+
+T = TypeVar("T")
+HELDOUT_RULE = "sorted by sha256('heldout:<seed>:<name>'), the first round(heldout_fraction * n), at least 1 of 2+"
+
+
+def document_files(repo: str, files: Sequence[T], repo_level: str, seed: int) -> list[list[T]]:
+    """The training documents of one repository, each a list of its ``files`` (given in dependency order)."""
+    if repo_level == "dependency":
+        return [list(files)]
+    if repo_level == "file":
+        return [[f] for f in files]
+    if repo_level == "random":
+        shuffled = list(files)
+        # A string seed is hashed (sha512) by random.Random: the same order on every run and in every shard.
+        random.Random(f"repo_level:{seed}:{repo}").shuffle(shuffled)
+        return [shuffled]
+    raise ValueError(f"repo_level={repo_level!r} is not valid; choose one of: {', '.join(REPO_LEVELS)}")
+
+
+def heldout_repositories(names: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """The held-out repositories among ``names`` by :data:`HELDOUT_RULE`."""
+    if len(names) < 2 or fraction <= 0:
+        return set()
+    count = min(len(names) - 1, max(1, round(fraction * len(names))))
+    return set(sorted(names, key=lambda n: hashlib.sha256(f"heldout:{seed}:{n}".encode()).hexdigest())[:count])
+
+
+def content_digest(text: str) -> bytes:
+    """A digest of a file's content that ignores indentation, line endings and blank lines."""
+    lines = (line.strip() for line in text.splitlines())
+    return hashlib.blake2b("\n".join(line for line in lines if line).encode(), digest_size=12).digest()
