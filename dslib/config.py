@@ -282,6 +282,31 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class CrossFileConfig:
+    """Cross-file completion on held-out repositories with BM25 retrieval (DeepSeek-Coder Table 7; CrossCodeEval)."""
+
+    max_input_tokens: int = 2048  # paper: maximum sequence length 2048 (prompt + output)
+    max_new_tokens: int = 50  # paper: maximum output length 50
+    crossfile_tokens: int = 512  # paper: cross-file context of at most 512 tokens
+    top_k: int = 5  # CrossCodeEval: the top 5 chunks
+    chunk_lines: int = 10  # CrossCodeEval: 10-line chunks
+    chunk_stride: int = 5  # CrossCodeEval: a sliding window of 5 lines (10 = disjoint chunks)
+    query_lines: int = 10  # CrossCodeEval: the last 10 lines of the prefix
+    next_chunk: bool = False  # retrieve the chunk after each match instead (CrossCodeEval's option)
+    max_points_per_repo: int = 100  # completion points per held-out repository (evenly spread)
+    max_points: int | None = None  # points in all (evenly spread; None = all)
+
+    def __post_init__(self):
+        _positive(self, "max_input_tokens", "max_new_tokens", "top_k", "chunk_lines", "chunk_stride", "query_lines")
+        _positive(self, "max_points_per_repo")
+        if self.max_new_tokens + self.crossfile_tokens >= self.max_input_tokens:
+            raise ConfigError(
+                f"CrossFileConfig.max_input_tokens={self.max_input_tokens} must exceed max_new_tokens plus "
+                f"crossfile_tokens ({self.max_new_tokens} + {self.crossfile_tokens})"
+            )
+
+
+@dataclass(frozen=True)
 class Scale:
     """One preset sizing every stage."""
 
@@ -292,6 +317,7 @@ class Scale:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    crossfile: CrossFileConfig = field(default_factory=CrossFileConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -384,6 +410,7 @@ PRESETS: dict[str, Scale] = {
             long_context_batch_size=4,
         ),
         eval=EvalConfig(humaneval_limit=4, infilling_limit=12, max_new_tokens=16, batch_size=4, timeout=5.0),
+        crossfile=CrossFileConfig(max_input_tokens=512, max_new_tokens=16, crossfile_tokens=128, max_points=24),
     ),
     "cpu": Scale(
         name="cpu",

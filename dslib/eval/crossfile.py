@@ -1,0 +1,417 @@
+"""Cross-file code completion on held-out repositories, with BM25 retrieval (DeepSeek-Coder §4.3, Table 7).
+
+Table 7 scores CrossCodeEval (Ding et al. 2023): line completions whose answer needs a name defined in
+another file of the repository, with and without cross-file context retrieved by BM25. Its data archive
+cannot be obtained here, so the benchmark is built the same way from the repositories the data pipeline
+holds out of training (:mod:`dslib.data.repo_level`), and :func:`load_crosscodeeval` reads the official
+JSONL for those who have it. Both come out as records of CrossCodeEval's schema (``prompt``,
+``groundtruth``, ``right_context``, ``crossfile_context``, ``metadata``), which :func:`score` takes.
+
+- A completion point is a line that uses a name bound by an import resolved to another file of the
+  repository (:func:`dslib.data.deps.python_imports`) and not defined in the current file (Python).
+- Retrieval follows CrossCodeEval: the other files in 10-line chunks (a 5-line sliding window), the last
+  10 non-empty lines of the prefix as the query, Okapi BM25 as ``rank_bm25`` computes it, the top 5 that
+  fit in 512 tokens, put before the prefix as comments headed by their paths.
+- Metrics: exact match and edit similarity (``rapidfuzz``'s ``fuzz.ratio``, as CrossCodeEval's
+  ``fuzzywuzzy``) of the first generated line, identifier exact match, and the model's mean loss on the
+  ground-truth line in nats/token.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import keyword
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import tree_sitter
+from rapidfuzz import fuzz
+from tqdm.auto import tqdm
+
+from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
+from dslib.config import CrossFileConfig, EvalConfig, Scale, resolve
+from dslib.data import deps
+from dslib.data.languages import detect_language
+from dslib.data.pipeline import load_corpus
+from dslib.data.syntax import parse, ts_language
+from dslib.eval.generation import complete, encode, subset
+from dslib.eval.retrieval import Retriever, crossfile_text
+from dslib.experiments import continuation_token_losses  # moves to dslib.eval with the ablation package
+from dslib.tokenizer import encode_text, ensure_tokenizer, split_sample
+
+BENCHMARK_FILE = "crossfile.jsonl"
+FIELDS = ("prompt", "groundtruth", "right_context", "crossfile_context", "metadata")
+LANGUAGES = ("Python",)  # languages whose completion points are found
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+# Where Python binds a name: a definition, an assignment target, a parameter, an ``as`` alias.
+_BINDINGS = """
+(function_definition name: (identifier) @name)
+(class_definition name: (identifier) @name)
+(assignment left: (_) @target)
+(augmented_assignment left: (_) @target)
+(for_statement left: (_) @target)
+(for_in_clause left: (_) @target)
+(as_pattern alias: (as_pattern_target (_) @target))
+(named_expression name: (identifier) @name)
+(parameters (identifier) @name)
+(lambda_parameters (identifier) @name)
+(default_parameter name: (identifier) @name)
+(typed_parameter . (identifier) @name)
+(typed_default_parameter name: (identifier) @name)
+(list_splat_pattern (identifier) @name)
+(dictionary_splat_pattern (identifier) @name)
+"""
+_KEYWORDS = {
+    "Python": frozenset(keyword.kwlist + keyword.softkwlist + ["self", "cls"]),
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Completion points
+
+
+@cache
+def _query(source: str) -> tree_sitter.Query:
+    return tree_sitter.Query(ts_language("Python"), source)
+
+
+def _captures(source: str, node: tree_sitter.Node) -> dict[str, list[tree_sitter.Node]]:
+    return tree_sitter.QueryCursor(_query(source)).captures(node)
+
+
+def _target_names(node: tree_sitter.Node) -> set[str]:
+    if node.type == "identifier":
+        return {node.text.decode()}
+    if node.type in ("pattern_list", "tuple_pattern", "list_pattern", "tuple", "list", "parenthesized_expression"):
+        return set().union(*(_target_names(child) for child in node.named_children))
+    if node.type in ("list_splat_pattern", "list_splat"):
+        return set().union(*(_target_names(child) for child in node.named_children))
+    return set()  # an attribute or a subscript binds no name of this file
+
+
+def defined_names(root: tree_sitter.Node) -> set[str]:
+    """The names a Python module binds anywhere (definitions, assignments, parameters, aliases), imports aside."""
+    captures = _captures(_BINDINGS, root)
+    names = {n.text.decode() for n in captures.get("name", ())}
+    return names.union(*(_target_names(n) for n in captures.get("target", ())))
+
+
+def _top_level_names(text: str) -> set[str]:
+    """What ``from module import *`` brings in: the module's top-level definitions (no leading underscore)."""
+    root = parse(text, "Python").root_node
+    names: set[str] = set()
+    for child in root.named_children:
+        node = child.child_by_field_name("definition") if child.type == "decorated_definition" else child
+        if node is not None and node.type in ("function_definition", "class_definition"):
+            names.add(node.child_by_field_name("name").text.decode())
+        elif child.type == "expression_statement" and child.named_children[0].type == "assignment":
+            names |= _target_names(child.named_children[0].child_by_field_name("left"))
+    return {n for n in names if not n.startswith("_")}
+
+
+def _uses(root: tree_sitter.Node) -> list[tuple[int, str]]:
+    """``(line, name)`` for each identifier read as a name: not an attribute after a dot, not a keyword argument."""
+    found = []
+    for node in _captures("(identifier) @id", root).get("id", ()):
+        parent = node.parent
+        if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") == node:
+            continue
+        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("name") == node:
+            continue
+        found.append((node.start_point.row, node.text.decode()))
+    return found
+
+
+def completion_points(
+    files: Mapping[str, str], prefix_lines: int = 200, right_lines: int = 50, stats: Counter | None = None
+) -> list[dict]:
+    """The cross-file completion points of one repository (``{path: text}``), in path and line order.
+
+    A point is a line using a name that an import binds to another file of the repository and that the
+    current file does not define itself. Each point has ``path``, ``language``, ``line`` (0-based),
+    ``prefix`` (at most ``prefix_lines`` lines before, ending with a newline), ``groundtruth`` (the line),
+    ``right_context`` (at most ``right_lines`` lines after, from the line's newline), ``names`` (the cross-file
+    names used) and ``sources`` (the files they come from). Files that do not parse are skipped and
+    counted in ``stats["syntax_error"]``; files without a cross-file import in ``stats["no_imports"]``.
+    """
+    stats = Counter() if stats is None else stats
+    index = deps.RepoIndex(files)
+    points: list[dict] = []
+    for path in sorted(files):
+        if detect_language(path) not in LANGUAGES:
+            continue
+        text = files[path]
+        root = parse(text, "Python").root_node
+        if root.has_error:
+            stats["syntax_error"] += 1
+            continue
+        bound: dict[str, str] = {}
+        for name, source in deps.python_imports(path, text, index):
+            if name == "*":
+                bound.update({n: source for n in _top_level_names(files[source]) if n not in bound})
+            else:
+                bound[name] = source
+        for name in defined_names(root):
+            bound.pop(name, None)
+        if not bound:
+            stats["no_imports"] += 1
+            continue
+        imports = _captures("(import_statement) @i (import_from_statement) @i", root).get("i", ())
+        skip = {row for node in imports for row in range(node.start_point.row, node.end_point.row + 1)}
+        used: dict[int, set[str]] = {}
+        for row, name in _uses(root):
+            if name in bound and row not in skip:
+                used.setdefault(row, set()).add(name)
+        lines = text.split("\n")
+        for row in sorted(used):
+            if row == 0 or not lines[row].strip():
+                continue
+            names = sorted(used[row])
+            points.append(
+                dict(
+                    path=path,
+                    language="Python",
+                    line=row,
+                    prefix="\n".join(lines[max(0, row - prefix_lines) : row]) + "\n",
+                    groundtruth=lines[row].rstrip("\r"),
+                    right_context="\n" + "\n".join(lines[row + 1 : row + 1 + right_lines]),
+                    names=names,
+                    sources=sorted({bound[n] for n in names}),
+                )
+            )
+    stats["points"] += len(points)
+    return points
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Retrieval
+
+
+def retrieve(
+    files: Mapping[str, str], point: Mapping, top_k: int = 5, config: CrossFileConfig | None = None
+) -> list[dict]:
+    """CrossCodeEval's BM25 retrieval for one point of the repository ``files`` (see :class:`Retriever`)."""
+    return Retriever(files, config or CrossFileConfig()).retrieve(point, top_k)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of a completion (stripped), as CrossCodeEval scores it."""
+    return next((line.strip() for line in text.split("\n") if line.strip()), "")
+
+
+def edit_similarity(a: str, b: str) -> float:
+    """CrossCodeEval's edit similarity in 0–100: ``fuzz.ratio``, 100 × (1 − insertions and deletions / total length)."""
+    return float(fuzz.ratio(a, b))
+
+
+def identifiers(line: str, language: str | None = "Python") -> list[str]:
+    """The identifiers of a line in order, the language's keywords left out."""
+    keywords = _KEYWORDS.get(language or "", frozenset())
+    return [word for word in _IDENTIFIER.findall(line) if word not in keywords]
+
+
+def identifier_match(prediction: str, groundtruth: str, language: str | None = "Python") -> bool:
+    """Identifier exact match: the same identifiers in the same order."""
+    return identifiers(prediction, language) == identifiers(groundtruth, language)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Records in CrossCodeEval's schema
+
+
+def record(point: Mapping, repo: str, chunks: Sequence[Mapping], task_id: str) -> dict:
+    """One point as a CrossCodeEval record (``crossfile_context`` with its ``text`` and ``list``)."""
+    listed = [dict(retrieved_chunk=c["text"], filename=c["path"], score=c["score"]) for c in chunks]
+    return {
+        "prompt": point["prefix"],
+        "groundtruth": point["groundtruth"],
+        "right_context": point["right_context"],
+        "crossfile_context": {"text": crossfile_text(chunks, point["language"]), "list": listed},
+        "metadata": {
+            "task_id": task_id,
+            "repository": repo,
+            "file": point["path"],
+            "groundtruth_start_lineno": point["line"],
+            "language": point["language"],
+            "names": list(point["names"]),
+            "sources": list(point["sources"]),
+        },
+    }
+
+
+def load_crosscodeeval(path: str | Path) -> list[dict]:
+    """Records of a CrossCodeEval JSONL file (``.jsonl`` or ``.jsonl.gz``), checked for the official fields.
+
+    A line that is not JSON or lacks a field is an error naming the file and line.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    records = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not a JSON object ({error})") from None
+            missing = [f for f in FIELDS if f not in row] if isinstance(row, dict) else list(FIELDS)
+            if missing:
+                raise ValueError(f"{path}:{number}: missing CrossCodeEval fields {missing}")
+            context = row["crossfile_context"]
+            if isinstance(context, str):
+                row["crossfile_context"] = {"text": context, "list": []}
+            elif not isinstance(context, dict) or "text" not in context:
+                raise ValueError(f"{path}:{number}: crossfile_context needs a 'text' field")
+            records.append(row)
+    if not records:
+        raise ValueError(f"{path}: no CrossCodeEval records")
+    return records
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Scoring a model
+
+
+def _language(row: Mapping) -> str | None:
+    language = row["metadata"].get("language") or detect_language(row["metadata"].get("file", ""))
+    return {"python": "Python", "java": "Java", "typescript": "TypeScript", "csharp": "C#"}.get(language, language)
+
+
+def fit_prompt(tok, row: Mapping, retrieval: bool, budget: int) -> str:
+    """The cross-file context (when ``retrieval``) and then as many of the prompt's last lines as fit ``budget``
+    tokens; a line is cut only when it alone is too long."""
+    context = row["crossfile_context"]["text"] if retrieval else ""
+    left = budget - (len(encode_text(tok, [context])[0]) if context else 0)
+    lines = row["prompt"].split("\n")
+    # The pre-tokenizer splits at every newline, so the prompt's tokens are the sum of its lines' tokens.
+    counts = [len(ids) for ids in encode_text(tok, [line + "\n" for line in lines[:-1]] + [lines[-1]])]
+    keep = len(lines)
+    while keep and sum(counts[len(lines) - keep :]) > left:
+        keep -= 1
+    return context + "\n".join(lines[len(lines) - keep :]) if keep else context
+
+
+def score(
+    model,
+    tok,
+    records: Sequence[Mapping],
+    config: CrossFileConfig,
+    retrieval: bool,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict:
+    """Exact match and edit similarity of the first line (%), identifier exact match (%) and the mean loss on the
+    ground-truth line (nats/token) of one model, with or without the records' cross-file context; per record in
+    ``items``."""
+    budget = config.max_input_tokens - config.max_new_tokens - 1  # BOS
+    prompts = [fit_prompt(tok, row, retrieval, budget) for row in records]
+    generation = replace(
+        EvalConfig(), max_new_tokens=config.max_new_tokens, max_input_tokens=budget + 1, batch_size=batch_size
+    )
+    desc = "cross-file completion" + (" with retrieval" if retrieval else "")
+    completions = complete(model, tok, prompts, generation, stop=["\n"], desc=desc, progress=progress)
+    targets = encode_text(tok, [row["groundtruth"] for row in records])
+    losses = continuation_token_losses(model, [encode(tok, p) for p in prompts], targets, batch_size)
+    items: dict[str, list[float]] = {"exact_match": [], "edit_similarity": [], "identifier_em": [], "loss": []}
+    for row, completion, loss in zip(records, completions, losses, strict=True):
+        predicted, truth = first_line(completion), first_line(row["groundtruth"])
+        items["exact_match"].append(100.0 * (predicted == truth))
+        items["edit_similarity"].append(edit_similarity(predicted, truth))
+        items["identifier_em"].append(100.0 * identifier_match(predicted, truth, _language(row)))
+        items["loss"].append(float(np.mean(loss)) if loss else float("nan"))
+    means = {name: float(np.nanmean(values)) if values else float("nan") for name, values in items.items()}
+    return {**means, "n": len(records), "retrieval": retrieval, "completions": completions, "items": items}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Building the benchmark from held-out repositories
+
+
+def build_benchmark(
+    repos: Mapping[str, Mapping[str, str]],
+    config: CrossFileConfig | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """CrossCodeEval records from repositories (``{repo: {path: text}}``) and the counts of what was skipped.
+
+    A repository without a file of :data:`LANGUAGES`, with one file, whose files import none of its others,
+    or without a point is skipped and counted; so is a file that does not parse. At most
+    ``max_points_per_repo`` points per repository, then ``max_points`` in all, both spread evenly.
+    """
+    config = config or CrossFileConfig()
+    stats: Counter = Counter()
+    records: list[dict] = []
+    for repo in tqdm(sorted(repos), desc="cross-file points", unit="repo", disable=not progress):
+        files = repos[repo]
+        parsed = sum(detect_language(p) in LANGUAGES for p in files)
+        if not parsed:
+            stats["repo_empty_after_filtering"] += 1
+            continue
+        if len(files) < 2:
+            stats["repo_one_file"] += 1
+            continue
+        found: Counter = Counter()
+        points = completion_points(files, stats=found)
+        stats.update(found)
+        if not points:
+            if found["syntax_error"] == parsed:
+                stats["repo_syntax_error"] += 1
+            elif found["syntax_error"] + found["no_imports"] == parsed:
+                stats["repo_no_imports"] += 1
+            else:
+                stats["repo_no_points"] += 1
+            continue
+        retriever = Retriever(files, config)
+        for number, point in enumerate(subset(points, config.max_points_per_repo)):
+            chunks = retriever.retrieve(point, count_tokens=count_tokens)
+            records.append(record(point, repo, chunks, f"{repo}/{number}"))
+        stats["repos"] += 1
+    records = subset(records, config.max_points)
+    return records, {**dict(sorted(stats.items())), "records": len(records)}
+
+
+def heldout_files(scale: Scale | str | None = None) -> dict[str, dict[str, str]]:
+    """The held-out repositories of the scale's corpus as ``{repo: {path: text}}`` (the files it kept)."""
+    repos: dict[str, dict[str, str]] = {}
+    for row in load_corpus(scale, "heldout"):
+        pieces = split_sample(row["text"], row["paths"], row["languages"])
+        repos.setdefault(row["repo"], {}).update(zip(row["paths"], pieces, strict=True))
+    return repos
+
+
+def ensure_benchmark(scale: Scale | str | None = None) -> list[dict]:
+    """The cross-file benchmark of the scale's held-out repositories, built once into
+    ``artifacts/<scale>/crossfile/`` (``crossfile.jsonl``; the skip counts in its manifest)."""
+    scale = resolve(scale)
+    tok = ensure_tokenizer(scale)
+    config = {"data": scale.data, "crossfile": scale.crossfile, "tokenizer": fingerprint(tok.to_str())}
+
+    def build(directory: Path) -> None:
+        start = time.perf_counter()
+        repos = heldout_files(scale)
+        records, counts = build_benchmark(repos, scale.crossfile, lambda text: len(encode_text(tok, [text])[0]))
+        with open(directory / BENCHMARK_FILE, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+        counts["heldout_repositories"] = sorted(repos)
+        write_manifest(directory, config, counts=counts, timings={"build_s": time.perf_counter() - start})
+
+    directory = ensure(scale.name, "crossfile", config, build)
+    if not read_manifest(directory)["counts"]["records"]:
+        raise ValueError(
+            f"the held-out repositories of scale {scale.name!r} hold no cross-file completion point "
+            f"({read_manifest(directory)['counts']}); raise data.heldout_fraction"
+        )
+    return load_crosscodeeval(directory / BENCHMARK_FILE)
