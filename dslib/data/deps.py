@@ -182,11 +182,15 @@ def _python_bindings(node: tree_sitter.Node, path: str, index: RepoIndex) -> lis
     return [(name, m) for name, target in targets or [("*", module)] if (m := resolve(folder, target))]
 
 
-def python_imports(path: str, text: str, repo_paths: Collection[str]) -> list[tuple[str, str]]:
+def python_imports(
+    path: str, text: str, repo_paths: Collection[str], root: tree_sitter.Node | None = None
+) -> list[tuple[str, str]]:
     """``(bound name, repository file)`` for each import of a Python file that resolves inside the repository
-    (the resolution of :func:`extract_dependencies`); ``"*"`` stands for a wildcard import's names."""
+    (the resolution of :func:`extract_dependencies`); ``"*"`` stands for a wildcard import's names. ``root``: the
+    file's parse tree, when the caller has it."""
     index = repo_paths if isinstance(repo_paths, RepoIndex) else RepoIndex(repo_paths)
-    captures = tree_sitter.QueryCursor(_query("Python")).captures(parse(text, "Python").root_node)
+    root = parse(text, "Python").root_node if root is None else root
+    captures = tree_sitter.QueryCursor(_query("Python")).captures(root)
     return [
         pair for node in captures.get("import", ()) for pair in _python_bindings(node, path, index) if pair[1] != path
     ]

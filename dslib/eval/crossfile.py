@@ -25,7 +25,7 @@ import keyword
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -116,16 +116,19 @@ def _top_level_names(text: str) -> set[str]:
     return {n for n in names if not n.startswith("_")}
 
 
-def _uses(root: tree_sitter.Node) -> list[tuple[int, str]]:
-    """``(line, name)`` for each identifier read as a name: not an attribute after a dot, not a keyword argument."""
+def _uses(root: tree_sitter.Node, names: Collection[str]) -> list[tuple[int, str]]:
+    """``(line, name)`` for each of ``names`` read as a name: not an attribute after a dot, not a keyword argument."""
     found = []
     for node in _captures("(identifier) @id", root).get("id", ()):
+        name = node.text.decode()
+        if name not in names:
+            continue
         parent = node.parent
         if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") == node:
             continue
         if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("name") == node:
             continue
-        found.append((node.start_point.row, node.text.decode()))
+        found.append((node.start_point.row, name))
     return found
 
 
@@ -153,7 +156,7 @@ def completion_points(
             stats["syntax_error"] += 1
             continue
         bound: dict[str, str] = {}
-        for name, source in deps.python_imports(path, text, index):
+        for name, source in deps.python_imports(path, text, index, root):
             if name == "*":
                 bound.update({n: source for n in _top_level_names(files[source]) if n not in bound})
             else:
@@ -166,8 +169,8 @@ def completion_points(
         imports = _captures("(import_statement) @i (import_from_statement) @i", root).get("i", ())
         skip = {row for node in imports for row in range(node.start_point.row, node.end_point.row + 1)}
         used: dict[int, set[str]] = {}
-        for row, name in _uses(root):
-            if name in bound and row not in skip:
+        for row, name in _uses(root, bound):
+            if row not in skip:
                 used.setdefault(row, set()).add(name)
         lines = text.split("\n")
         for row in sorted(used):

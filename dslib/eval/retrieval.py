@@ -32,8 +32,8 @@ class BM25:
     def __init__(self, documents: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
         lengths = np.array([len(d) for d in documents], dtype=np.float64)
         flat = [t for d in documents for t in d]
-        self.vocabulary: dict[str, int] = {}
-        term_ids = np.fromiter((self.vocabulary.setdefault(t, len(self.vocabulary)) for t in flat), np.int64, len(flat))
+        self.vocabulary: dict[str, int] = {t: i for i, t in enumerate(dict.fromkeys(flat))}
+        term_ids = np.array([self.vocabulary[t] for t in flat], dtype=np.int64)
         doc_ids = np.repeat(np.arange(len(documents), dtype=np.int64), lengths.astype(np.int64))
         pairs, tf = np.unique(term_ids * max(len(documents), 1) + doc_ids, return_counts=True)
         terms, docs = np.divmod(pairs, max(len(documents), 1))
@@ -59,10 +59,20 @@ class BM25:
 
     def top(self, query: Sequence[str], k: int, exclude: np.ndarray | None = None) -> list[int]:
         """The ``k`` best documents, best first (ties by index), leaving out those where ``exclude`` is true."""
-        scores = self.scores(query)
-        candidates = np.flatnonzero(~exclude) if exclude is not None else np.arange(self.size)
-        order = np.lexsort((candidates, -scores[candidates]))
-        return candidates[order[:k]].tolist()
+        return rank(self.scores(query), k, exclude)
+
+
+def rank(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> list[int]:
+    """The indices of the ``k`` highest ``scores``, best first (ties by index), leaving out ``exclude``."""
+    if exclude is not None:
+        scores = np.where(exclude, -np.inf, scores)
+    k = min(k, len(scores) - (int(exclude.sum()) if exclude is not None else 0))
+    if k <= 0:
+        return []
+    # Only the scores from the k-th best up need sorting.
+    candidates = np.flatnonzero(scores >= np.partition(scores, len(scores) - k)[len(scores) - k])
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:k]].tolist()
 
 
 class Retriever:
@@ -72,15 +82,22 @@ class Retriever:
         config = self.config = config or CrossFileConfig()
         self.lines = {path: text.split("\n") for path, text in files.items()}
         self.chunks: list[tuple[str, int]] = []  # (path, first line)
+        documents = []
         for path in sorted(self.lines):
             lines = self.lines[path]
+            # Each line's words once; a chunk's words are a slice (overlapping chunks share lines).
+            words = [tokens(line) for line in lines]
+            flat = [w for line in words for w in line]
+            offsets = np.concatenate(([0], np.cumsum([len(line) for line in words])))
             for start in range(0, len(lines), config.chunk_stride):
-                if any(line.strip() for line in lines[start : start + config.chunk_lines]):
+                end = min(start + config.chunk_lines, len(lines))
+                if any(line.strip() for line in lines[start:end]):
                     self.chunks.append((path, start))
-                if start + config.chunk_lines >= len(lines):
+                    documents.append(flat[offsets[start] : offsets[end]])
+                if end >= len(lines):
                     break
         self.paths = np.array([path for path, _ in self.chunks], dtype=object)
-        self.index = BM25([tokens(self.text(path, start)) for path, start in self.chunks])
+        self.index = BM25(documents)
 
     def text(self, path: str, start: int) -> str:
         return "\n".join(self.lines[path][start : start + self.config.chunk_lines])
@@ -98,10 +115,9 @@ class Retriever:
         top_k = self.config.top_k if top_k is None else top_k
         if not self.chunks:
             return []
-        query = self.query(point["prefix"])
-        scores = self.index.scores(query)
+        scores = self.index.scores(self.query(point["prefix"]))
         found, used = [], 0
-        for i in self.index.top(query, top_k, exclude=self.paths == point["path"]):
+        for i in rank(scores, top_k, exclude=self.paths == point["path"]):
             path, start = self.chunks[i]
             if self.config.next_chunk and start + self.config.chunk_lines < len(self.lines[path]):
                 start += self.config.chunk_lines
