@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,8 @@ _BINDINGS = """
 (list_splat_pattern (identifier) @name)
 (dictionary_splat_pattern (identifier) @name)
 """
+# One pass over a file's tree: its bindings, every identifier, and its import statements.
+_FILE_QUERY = _BINDINGS + "(identifier) @id (import_statement) @import (import_from_statement) @import"
 _KEYWORDS = {
     "Python": frozenset(keyword.kwlist + keyword.softkwlist + ["self", "cls"]),
 }
@@ -96,14 +98,15 @@ def _target_names(node: tree_sitter.Node) -> set[str]:
     return set()  # an attribute or a subscript binds no name of this file
 
 
-def defined_names(root: tree_sitter.Node) -> set[str]:
+def defined_names(root: tree_sitter.Node, captures: dict | None = None) -> set[str]:
     """The names a Python module binds anywhere (definitions, assignments, parameters, aliases), imports aside."""
-    captures = _captures(_BINDINGS, root)
+    captures = _captures(_BINDINGS, root) if captures is None else captures
     names = {n.text.decode() for n in captures.get("name", ())}
     return names.union(*(_target_names(n) for n in captures.get("target", ())))
 
 
-def _top_level_names(text: str) -> set[str]:
+@lru_cache(maxsize=256)  # a module imported with * by many files of its repository is parsed once
+def _top_level_names(text: str) -> frozenset[str]:
     """What ``from module import *`` brings in: the module's top-level definitions (no leading underscore)."""
     root = parse(text, "Python").root_node
     names: set[str] = set()
@@ -113,13 +116,13 @@ def _top_level_names(text: str) -> set[str]:
             names.add(node.child_by_field_name("name").text.decode())
         elif child.type == "expression_statement" and child.named_children[0].type == "assignment":
             names |= _target_names(child.named_children[0].child_by_field_name("left"))
-    return {n for n in names if not n.startswith("_")}
+    return frozenset(n for n in names if not n.startswith("_"))
 
 
-def _uses(root: tree_sitter.Node, names: Collection[str]) -> list[tuple[int, str]]:
+def _uses(identifiers: Sequence[tree_sitter.Node], names: Collection[str]) -> list[tuple[int, str]]:
     """``(line, name)`` for each of ``names`` read as a name: not an attribute after a dot, not a keyword argument."""
     found = []
-    for node in _captures("(identifier) @id", root).get("id", ()):
+    for node in identifiers:
         name = node.text.decode()
         if name not in names:
             continue
@@ -161,15 +164,16 @@ def completion_points(
                 bound.update({n: source for n in _top_level_names(files[source]) if n not in bound})
             else:
                 bound[name] = source
-        for name in defined_names(root):
+        captures = _captures(_FILE_QUERY, root)
+        for name in defined_names(root, captures):
             bound.pop(name, None)
         if not bound:
             stats["no_imports"] += 1
             continue
-        imports = _captures("(import_statement) @i (import_from_statement) @i", root).get("i", ())
+        imports = captures.get("import", ())
         skip = {row for node in imports for row in range(node.start_point.row, node.end_point.row + 1)}
         used: dict[int, set[str]] = {}
-        for row, name in _uses(root, bound):
+        for row, name in _uses(captures.get("id", ()), bound):
             if row not in skip:
                 used.setdefault(row, set()).add(name)
         lines = text.split("\n")
