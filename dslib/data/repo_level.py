@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from dslib.config import REPO_LEVELS
+from dslib.data.deps import dependency_graph
 
 T = TypeVar("T")
 HELDOUT_RULE = "sorted by sha256('heldout:<seed>:<name>'), the first round(heldout_fraction * n), at least 1 of 2+"
@@ -55,3 +56,11 @@ def content_digest(text: str) -> bytes:
     """A digest of a file's content that ignores indentation, line endings and blank lines."""
     lines = (line.strip() for line in text.splitlines())
     return hashlib.blake2b("\n".join(line for line in lines if line).encode(), digest_size=12).digest()
+
+
+def imports_before(files: Mapping[str, str], order: Sequence[str]) -> tuple[int, int]:
+    """``(kept, edges)``: of the repository's import edges between two different files, how many ``order`` puts
+    the imported file first (Algorithm 1 keeps all of them unless the imports form a cycle)."""
+    position = {path: i for i, path in enumerate(order)}
+    edges = [(path, dep) for path, found in dependency_graph(files).items() for dep in found if dep != path]
+    return sum(position[dep] < position[path] for path, dep in edges), len(edges)

@@ -41,9 +41,10 @@ from dslib.data import deps
 from dslib.data.languages import detect_language
 from dslib.data.pipeline import load_corpus
 from dslib.data.syntax import parse, ts_language
-from dslib.eval.generation import complete, encode, subset
+from dslib.eval.generation import complete, encode, load_checkpoint, subset
 from dslib.eval.retrieval import Retriever, crossfile_text
 from dslib.experiments import continuation_token_losses  # moves to dslib.eval with the ablation package
+from dslib.paper import TABLE7
 from dslib.tokenizer import encode_text, ensure_tokenizer, split_sample
 
 BENCHMARK_FILE = "crossfile.jsonl"
@@ -340,6 +341,40 @@ def score(
         items["loss"].append(float(np.mean(loss)) if loss else float("nan"))
     means = {name: float(np.nanmean(values)) if values else float("nan") for name, values in items.items()}
     return {**means, "n": len(records), "retrieval": retrieval, "completions": completions, "items": items}
+
+
+def score_checkpoint(
+    path: str | Path, records: Sequence[Mapping], config: CrossFileConfig, batch_size: int = 8
+) -> dict:
+    """A checkpoint folder scored on ``records`` without and with their cross-file context (``"none"``,
+    ``"retrieval"``)."""
+    model, tok = load_checkpoint(path)
+    return {
+        name: score(model, tok, records, config, retrieval, batch_size)
+        for name, retrieval in (("none", False), ("retrieval", True))
+    }
+
+
+def paper_rows(scores: Mapping[str, Mapping]) -> list[dict]:
+    """:func:`score_checkpoint`'s numbers beside Table 7's DeepSeek-Coder-Base 6.7B Python row (results table)."""
+    rows = []
+    for name, label in (("none", "DeepSeek-Coder-Base 6.7B"), ("retrieval", "DeepSeek-Coder-Base 6.7B + Retrieval")):
+        result, suffix = scores[name], " + retrieval" if name == "retrieval" else ""
+        n = f"{result['n']} held-out points"
+        for metric, column in (("exact_match", "Python EM"), ("edit_similarity", "Python ES")):
+            paper = TABLE7.get(label, column)
+            rows.append(
+                dict(
+                    metric=f"cross-file {column}{suffix}",
+                    ours=result[metric],
+                    paper=paper,
+                    source="[P] Table 7",
+                    note=n,
+                )
+            )
+        rows.append(dict(metric=f"cross-file identifier EM{suffix}", ours=result["identifier_em"], note=n))
+        rows.append(dict(metric=f"cross-file ground-truth loss (nats/token){suffix}", ours=result["loss"], note=n))
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------
