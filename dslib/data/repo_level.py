@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from dslib.config import REPO_LEVELS
-from dslib.data.deps import dependency_graph
+from dslib.data.deps import dependency_graph, topological_sort
 
 T = TypeVar("T")
 HELDOUT_RULE = "sorted by sha256('heldout:<seed>:<name>'), the first round(heldout_fraction * n), at least 1 of 2+"
@@ -64,3 +64,16 @@ def imports_before(files: Mapping[str, str], order: Sequence[str]) -> tuple[int,
     position = {path: i for i, path in enumerate(order)}
     edges = [(path, dep) for path, found in dependency_graph(files).items() for dep in found if dep != path]
     return sum(position[dep] < position[path] for path, dep in edges), len(edges)
+
+
+def order_comparison(repo: str, files: Mapping[str, str], seed: int, limit: int = 12) -> tuple[list[dict], list[dict]]:
+    """One repository's files in Algorithm 1's order beside ``repo_level="random"``'s: the first ``limit``
+    positions, and for each order how many import edges it respects (:func:`imports_before`)."""
+    dependency = [path for subgraph in topological_sort(dependency_graph(files)) for path in subgraph]
+    orders = {"Algorithm 1": dependency, "random": document_files(repo, dependency, "random", seed)[0]}
+    positions = [{"#": i, **{name: order[i] for name, order in orders.items()}} for i in range(min(limit, len(files)))]
+    edges = []
+    for name, order in orders.items():
+        kept, total = imports_before(files, order)
+        edges.append({"order": name, "imported file first": kept, "import edges": total})
+    return positions, edges

@@ -258,6 +258,14 @@ def record(point: Mapping, repo: str, chunks: Sequence[Mapping], task_id: str) -
     }
 
 
+def context_rows(row: Mapping) -> list[dict]:
+    """A record's retrieved chunks as table rows: file, BM25 score, first line."""
+    return [
+        dict(file=c["filename"], score=c.get("score"), first_line=first_line(c["retrieved_chunk"]))
+        for c in row["crossfile_context"].get("list", ())
+    ]
+
+
 def load_crosscodeeval(path: str | Path) -> list[dict]:
     """Records of a CrossCodeEval JSONL file (``.jsonl`` or ``.jsonl.gz``), checked for the official fields.
 
@@ -329,7 +337,8 @@ def score(
         EvalConfig(), max_new_tokens=config.max_new_tokens, max_input_tokens=budget + 1, batch_size=batch_size
     )
     desc = "cross-file completion" + (" with retrieval" if retrieval else "")
-    completions = complete(model, tok, prompts, generation, stop=["\n"], desc=desc, progress=progress)
+    # No newline stop: a model may open with a blank line, and the first non-empty line is what counts.
+    completions = complete(model, tok, prompts, generation, desc=desc, progress=progress)
     targets = encode_text(tok, [row["groundtruth"] for row in records])
     losses = continuation_token_losses(model, [encode(tok, p) for p in prompts], targets, batch_size)
     items: dict[str, list[float]] = {"exact_match": [], "edit_similarity": [], "identifier_em": [], "loss": []}
