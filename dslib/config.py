@@ -441,6 +441,8 @@ PRESETS: dict[str, Scale] = {
             long_context_batch_size=8,
         ),
         eval=EvalConfig(max_new_tokens=128, max_input_tokens=1024, batch_size=16),
+        # The window after the long-context stage (4 × 256); a quarter of it for cross-file context, as the paper.
+        crossfile=CrossFileConfig(max_input_tokens=1024, crossfile_tokens=256, max_points_per_repo=500),
     ),
     "gpu": Scale(
         name="gpu",
