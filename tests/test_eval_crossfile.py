@@ -115,6 +115,64 @@ def test_prefix_and_right_context_are_truncated():
     assert point["right_context"] == "\n" + MAIN.split("\n")[10]
 
 
+# One small repository per language the dependency parser resolves, with the points worked out by hand: the
+# names come from the top-level declarations of the imported file; imports, the file's own declarations
+# (geo.c defines area again) and members declared inside a class (Java's go) are not points.
+POLYGLOT = {
+    "src/util.ts": (
+        "export function add(a: number, b: number): number {\n  return a + b;\n}\n"
+        "export const LIMIT = 3;\nexport interface Shape { area(): number }\n"
+    ),
+    "src/main.ts": (
+        'import { add,\n  LIMIT } from "./util";\nimport * as fs from "fs";\n\nfunction run(): number {\n'
+        "  const x = add(1, 2);\n  let s: Shape;\n  return x * LIMIT;\n}\n"
+    ),
+    "com/acme/Util.java": "package com.acme;\n\npublic class Util {\n  public static int go() { return 1; }\n}\n",
+    "com/acme/app/Main.java": (
+        "package com.acme.app;\n\nimport com.acme.Util;\n\npublic class Main {\n  int run() {\n"
+        "    return Util.go();\n  }\n}\n"
+    ),
+    "lib/geo.h": (
+        "#ifndef GEO_H\n#define GEO_H\nint area(int w, int h);\ntypedef struct point { int x; } point_t;\n"
+        "#define MAXW 10\n#endif\n"
+    ),
+    "lib/geo.c": '#include "geo.h"\nint area(int w, int h) { return w * h; }\n',
+    "lib/app.c": (
+        '#include <stdio.h>\n#include "geo.h"\n\nint main(void) {\n  point_t p;\n'
+        '  printf("%d", area(MAXW, 2));\n  return 0;\n}\n'
+    ),
+    "go/shapes/shapes.go": "package shapes\n\nfunc Square(x int) int { return x * x }\n\ntype Box struct{ W int }\n",
+    "go/cmd/main.go": (
+        'package main\n\nimport (\n\t"example.com/go/shapes"\n)\n\nfunc main() {\n\tb := shapes.Box{W: 2}\n'
+        "\t_ = shapes.Square(b.W)\n}\n"
+    ),
+    "crate/src/lib.rs": "mod geom;\nuse crate::geom::Point;\n\npub fn origin() -> Point {\n    Point { x: 0 }\n}\n",
+    "crate/src/geom.rs": "pub struct Point { pub x: i32 }\npub fn dist(p: &Point) -> i32 { p.x }\n",
+}
+POLYGLOT_EXPECTED = [
+    ("com/acme/app/Main.java", 6, ["Util"], "Java"),
+    ("crate/src/lib.rs", 3, ["Point"], "Rust"),
+    ("crate/src/lib.rs", 4, ["Point"], "Rust"),
+    ("go/cmd/main.go", 7, ["Box"], "Go"),
+    ("go/cmd/main.go", 8, ["Square"], "Go"),
+    ("lib/app.c", 4, ["point_t"], "C"),
+    ("lib/app.c", 5, ["MAXW", "area"], "C"),
+    ("src/main.ts", 5, ["add"], "TypeScript"),
+    ("src/main.ts", 6, ["Shape"], "TypeScript"),
+    ("src/main.ts", 7, ["LIMIT"], "TypeScript"),
+]
+
+
+def test_completion_points_in_the_other_languages_the_parser_resolves():
+    points = completion_points(POLYGLOT)
+    assert [(p["path"], p["line"], p["names"], p["language"]) for p in points] == POLYGLOT_EXPECTED
+    for point in points:
+        assert point["prefix"] + point["groundtruth"] + point["right_context"] == POLYGLOT[point["path"]]
+    chunks = retrieve(POLYGLOT, points[-1])
+    assert chunks[0]["path"] == "src/util.ts"
+    assert crossfile_text(chunks[:1], "TypeScript").startswith("// src/util.ts\n// export function add(")
+
+
 def _chunks() -> list[list[str]]:
     """Real code: 10-line chunks of the json and email packages."""
     retriever = Retriever({str(p): p.read_text() for p in sorted(Path(json.__file__).parent.glob("*.py"))})
@@ -249,7 +307,7 @@ def test_bad_repositories_are_skipped_and_counted():
         "one_file": {"a.py": "from b import c\nc()\n"},
         "no_imports": {"a.py": "import os\nos.getcwd()\n", "b.py": "x = 1\n"},
         "unparsable": {"a.py": "from b import c\ndef (:\n", "b.py": "def c(:\n"},
-        "no_python": {"a.js": "export const x = 1;\n", "README.md": "# hi\n"},
+        "no_code": {"data.json": '{"x": 1}\n', "README.md": "# hi\n"},
         "unused": {"a.py": "from b import c\n", "b.py": "def c():\n    return 1\n"},
     }
     records, counts = build_benchmark(repos, CrossFileConfig(max_points_per_repo=3), progress=False)

@@ -378,6 +378,16 @@ def extract_dependencies(path: str, text: str, repo_paths: Collection[str]) -> s
     return found
 
 
+def import_nodes(path: str, text: str, root: tree_sitter.Node | None = None) -> list[tree_sitter.Node]:
+    """The nodes of a file's import statements that :func:`extract_dependencies` reads (``root``: its parse tree,
+    when the caller has it)."""
+    grammar = grammar_for(path, detect_language(path))
+    if grammar not in _QUERIES:
+        return []
+    root = parse(text, grammar).root_node if root is None else root
+    return [node for nodes in tree_sitter.QueryCursor(_query(grammar)).captures(root).values() for node in nodes]
+
+
 def _is_js_import(string: tree_sitter.Node) -> bool:
     """A JS/TS string argument counts only for ``require(...)`` and ``import(...)`` calls."""
     arguments = string.parent

@@ -7,8 +7,9 @@ holds out of training (:mod:`dslib.data.repo_level`), and :func:`load_crosscodee
 JSONL for those who have it. Both come out as records of CrossCodeEval's schema (``prompt``,
 ``groundtruth``, ``right_context``, ``crossfile_context``, ``metadata``), which :func:`score` takes.
 
-- A completion point is a line that uses a name bound by an import resolved to another file of the
-  repository (:func:`dslib.data.deps.python_imports`) and not defined in the current file (Python).
+- A completion point is a line that uses a name taken, through an import the dependency parser resolves,
+  from another file of the repository and not defined in the current file (:mod:`dslib.eval.names`: Python,
+  then Java, JavaScript, TypeScript, C, C++, C#, Go, Rust and PHP).
 - Retrieval follows CrossCodeEval: the other files in 10-line chunks (a 5-line sliding window), the last
   10 non-empty lines of the prefix as the query, Okapi BM25 as ``rank_bm25`` computes it, the top 5 that
   fit in 512 tokens, put before the prefix as comments headed by their paths.
@@ -25,13 +26,11 @@ import keyword
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
-import tree_sitter
 from rapidfuzz import fuzz
 from tqdm.auto import tqdm
 
@@ -40,8 +39,8 @@ from dslib.config import CrossFileConfig, EvalConfig, Scale, resolve
 from dslib.data import deps
 from dslib.data.languages import detect_language
 from dslib.data.pipeline import load_corpus
-from dslib.data.syntax import parse, ts_language
 from dslib.eval.generation import complete, encode, load_checkpoint, subset
+from dslib.eval.names import LANGUAGES, file_uses
 from dslib.eval.retrieval import Retriever, crossfile_text
 from dslib.experiments import continuation_token_losses  # moves to dslib.eval with the ablation package
 from dslib.paper import TABLE7
@@ -49,28 +48,7 @@ from dslib.tokenizer import encode_text, ensure_tokenizer, split_sample
 
 BENCHMARK_FILE = "crossfile.jsonl"
 FIELDS = ("prompt", "groundtruth", "right_context", "crossfile_context", "metadata")
-LANGUAGES = ("Python",)  # languages whose completion points are found
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-# Where Python binds a name: a definition, an assignment target, a parameter, an ``as`` alias.
-_BINDINGS = """
-(function_definition name: (identifier) @name)
-(class_definition name: (identifier) @name)
-(assignment left: (_) @target)
-(augmented_assignment left: (_) @target)
-(for_statement left: (_) @target)
-(for_in_clause left: (_) @target)
-(as_pattern alias: (as_pattern_target (_) @target))
-(named_expression name: (identifier) @name)
-(parameters (identifier) @name)
-(lambda_parameters (identifier) @name)
-(default_parameter name: (identifier) @name)
-(typed_parameter . (identifier) @name)
-(typed_default_parameter name: (identifier) @name)
-(list_splat_pattern (identifier) @name)
-(dictionary_splat_pattern (identifier) @name)
-"""
-# One pass over a file's tree: its bindings, every identifier, and its import statements.
-_FILE_QUERY = _BINDINGS + "(identifier) @id (import_statement) @import (import_from_statement) @import"
 _KEYWORDS = {
     "Python": frozenset(keyword.kwlist + keyword.softkwlist + ["self", "cls"]),
 }
@@ -78,62 +56,6 @@ _KEYWORDS = {
 
 # ----------------------------------------------------------------------------------------------------------
 # Completion points
-
-
-@cache
-def _query(source: str) -> tree_sitter.Query:
-    return tree_sitter.Query(ts_language("Python"), source)
-
-
-def _captures(source: str, node: tree_sitter.Node) -> dict[str, list[tree_sitter.Node]]:
-    return tree_sitter.QueryCursor(_query(source)).captures(node)
-
-
-def _target_names(node: tree_sitter.Node) -> set[str]:
-    if node.type == "identifier":
-        return {node.text.decode()}
-    if node.type in ("pattern_list", "tuple_pattern", "list_pattern", "tuple", "list", "parenthesized_expression"):
-        return set().union(*(_target_names(child) for child in node.named_children))
-    if node.type in ("list_splat_pattern", "list_splat"):
-        return set().union(*(_target_names(child) for child in node.named_children))
-    return set()  # an attribute or a subscript binds no name of this file
-
-
-def defined_names(root: tree_sitter.Node, captures: dict | None = None) -> set[str]:
-    """The names a Python module binds anywhere (definitions, assignments, parameters, aliases), imports aside."""
-    captures = _captures(_BINDINGS, root) if captures is None else captures
-    names = {n.text.decode() for n in captures.get("name", ())}
-    return names.union(*(_target_names(n) for n in captures.get("target", ())))
-
-
-@lru_cache(maxsize=256)  # a module imported with * by many files of its repository is parsed once
-def _top_level_names(text: str) -> frozenset[str]:
-    """What ``from module import *`` brings in: the module's top-level definitions (no leading underscore)."""
-    root = parse(text, "Python").root_node
-    names: set[str] = set()
-    for child in root.named_children:
-        node = child.child_by_field_name("definition") if child.type == "decorated_definition" else child
-        if node is not None and node.type in ("function_definition", "class_definition"):
-            names.add(node.child_by_field_name("name").text.decode())
-        elif child.type == "expression_statement" and child.named_children[0].type == "assignment":
-            names |= _target_names(child.named_children[0].child_by_field_name("left"))
-    return frozenset(n for n in names if not n.startswith("_"))
-
-
-def _uses(identifiers: Sequence[tree_sitter.Node], names: Collection[str]) -> list[tuple[int, str]]:
-    """``(line, name)`` for each of ``names`` read as a name: not an attribute after a dot, not a keyword argument."""
-    found = []
-    for node in identifiers:
-        name = node.text.decode()
-        if name not in names:
-            continue
-        parent = node.parent
-        if parent is not None and parent.type == "attribute" and parent.child_by_field_name("attribute") == node:
-            continue
-        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("name") == node:
-            continue
-        found.append((node.start_point.row, name))
-    return found
 
 
 def completion_points(
@@ -152,31 +74,14 @@ def completion_points(
     index = deps.RepoIndex(files)
     points: list[dict] = []
     for path in sorted(files):
-        if detect_language(path) not in LANGUAGES:
+        language = detect_language(path)
+        if language not in LANGUAGES:
             continue
         text = files[path]
-        root = parse(text, "Python").root_node
-        if root.has_error:
-            stats["syntax_error"] += 1
+        skipped, bound, used = file_uses(path, text, files, index)
+        if skipped:
+            stats[skipped] += 1
             continue
-        bound: dict[str, str] = {}
-        for name, source in deps.python_imports(path, text, index, root):
-            if name == "*":
-                bound.update({n: source for n in _top_level_names(files[source]) if n not in bound})
-            else:
-                bound[name] = source
-        captures = _captures(_FILE_QUERY, root)
-        for name in defined_names(root, captures):
-            bound.pop(name, None)
-        if not bound:
-            stats["no_imports"] += 1
-            continue
-        imports = captures.get("import", ())
-        skip = {row for node in imports for row in range(node.start_point.row, node.end_point.row + 1)}
-        used: dict[int, set[str]] = {}
-        for row, name in _uses(captures.get("id", ()), bound):
-            if row not in skip:
-                used.setdefault(row, set()).add(name)
         lines = text.split("\n")
         for row in sorted(used):
             if row == 0 or not lines[row].strip():
@@ -185,7 +90,7 @@ def completion_points(
             points.append(
                 dict(
                     path=path,
-                    language="Python",
+                    language=language,
                     line=row,
                     prefix="\n".join(lines[max(0, row - prefix_lines) : row]) + "\n",
                     groundtruth=lines[row].rstrip("\r"),
