@@ -3,6 +3,7 @@
 import gzip
 import json
 import random
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -375,3 +376,31 @@ def test_prompt_keeps_the_context_and_drops_the_prefix_from_the_left(tiny):
         short[len(row["crossfile_context"]["text"]) :]
     )
     assert len(short) < len(full)
+
+
+@pytest.mark.slow
+def test_benchmark_from_a_corpus_uses_only_its_heldout_repositories(tmp_path, monkeypatch):
+    from dslib.artifacts import read_manifest
+    from dslib.config import get_scale
+    from dslib.data.pipeline import load_corpus
+
+    monkeypatch.setenv("DSLIB_HOME", str(tmp_path))
+    stdlib = Path(json.__file__).parents[1]
+    for name in ("json", "email", "http", "urllib", "xmlrpc", "wsgiref", "concurrent", "importlib"):
+        shutil.copytree(stdlib / name, tmp_path / "repos" / name / name, ignore=shutil.ignore_patterns("__pycache__"))
+    overrides = {"data.source": str(tmp_path / "repos"), "data.num_proc": 1, "data.heldout_fraction": 0.25}
+    scale = get_scale("smoke", {**overrides, "tokenizer.vocab_size": 600})
+    records = crossfile.ensure_benchmark(scale)
+    heldout = read_manifest(tmp_path / "artifacts" / "smoke" / "data")["counts"]["heldout"]["repositories"]
+    assert len(heldout) == 2 and records
+    assert {r["metadata"]["repository"] for r in records} <= set(heldout)
+    assert not set(heldout) & set(load_corpus(scale)["repo"])
+    built = read_manifest(tmp_path / "artifacts" / "smoke" / "crossfile")["counts"]
+    assert built["records"] == len(records) <= min(scale.crossfile.max_points, built["points"])
+    for row in records:
+        context = row["crossfile_context"]
+        assert all(c["filename"] != row["metadata"]["file"] for c in context["list"])
+        assert (
+            len(encode_text(crossfile.ensure_tokenizer(scale), [context["text"]])[0])
+            <= scale.crossfile.crossfile_tokens
+        )
