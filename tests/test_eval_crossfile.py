@@ -243,6 +243,9 @@ def test_identifier_match_ignores_keywords_spacing_and_literals():
     assert identifier_match("x = f(1)", "x = f(2)")
     assert not identifier_match("x = f(y)", "x = g(y)")
     assert not identifier_match("greet(a, b)", "greet(b, a)")
+    assert identifier_match("return new Box(w);", "return  new Box( w )", "Java")
+    assert not identifier_match("return new Box(w);", "return new Box(h);", "Java")
+    assert identifier_match("const x = add(1)", "let x = add(2)", "TypeScript")
 
 
 def _official(tmp_path: Path, rows: list[dict], gz: bool = False) -> Path:

@@ -49,9 +49,20 @@ from dslib.tokenizer import encode_text, ensure_tokenizer, split_sample
 BENCHMARK_FILE = "crossfile.jsonl"
 FIELDS = ("prompt", "groundtruth", "right_context", "crossfile_context", "metadata")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_KEYWORDS = {
-    "Python": frozenset(keyword.kwlist + keyword.softkwlist + ["self", "cls"]),
-}
+_PYTHON_KEYWORDS = frozenset(keyword.kwlist + keyword.softkwlist + ["self", "cls"])
+# The keywords and primitive types of the other languages the benchmark covers, left out of identifier matches.
+_OTHER_KEYWORDS = frozenset(
+    {
+        "abstract", "as", "async", "await", "bool", "boolean", "break", "byte", "case", "catch", "char", "class",
+        "const", "continue", "crate", "default", "defer", "delete", "do", "double", "dyn", "echo", "else", "enum",
+        "export", "extends", "extern", "false", "final", "finally", "float", "fn", "for", "foreach", "func", "function",
+        "go", "if", "impl", "implements", "import", "in", "instanceof", "int", "interface", "internal", "let", "long",
+        "loop", "match", "mod", "mut", "namespace", "new", "nil", "null", "override", "package", "private", "protected",
+        "pub", "public", "readonly", "ref", "return", "self", "short", "signed", "sizeof", "static", "string", "struct",
+        "super", "switch", "this", "throw", "throws", "trait", "true", "try", "type", "typedef", "typeof", "uint",
+        "unsafe", "unsigned", "use", "using", "var", "virtual", "void", "volatile", "where", "while", "yield"
+    }
+)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -130,7 +141,7 @@ def edit_similarity(a: str, b: str) -> float:
 
 def identifiers(line: str, language: str | None = "Python") -> list[str]:
     """The identifiers of a line in order, the language's keywords left out."""
-    keywords = _KEYWORDS.get(language or "", frozenset())
+    keywords = _PYTHON_KEYWORDS if language in ("Python", None) else _OTHER_KEYWORDS
     return [word for word in _IDENTIFIER.findall(line) if word not in keywords]
 
 
