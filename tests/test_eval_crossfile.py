@@ -345,8 +345,8 @@ def test_score_loss_equals_one_unbatched_forward_per_record(tiny):
     result = score(model, tok, records, config, retrieval=True, batch_size=3, progress=False)
     assert result["n"] == len(records) and len(result["items"]["loss"]) == len(records)
     for row, loss in zip(records, result["items"]["loss"], strict=True):
-        prompt = crossfile.fit_prompt(tok, row, True, 256 - 8 - 1)
-        assert prompt.startswith(row["crossfile_context"]["text"])
+        prompt = crossfile.fit_prompt(tok, row, True, 256 - 8 - 1, 64)
+        assert prompt.split("\n")[0] == row["crossfile_context"]["text"].split("\n")[0]  # the best chunk's path
         ids, target = encode(tok, prompt), encode_text(tok, [row["groundtruth"]])[0]
         with torch.no_grad():
             logits = model(torch.tensor([ids + target]))[0]
@@ -407,3 +407,15 @@ def test_benchmark_from_a_corpus_uses_only_its_heldout_repositories(tmp_path, mo
             len(encode_text(crossfile.ensure_tokenizer(scale), [context["text"]])[0])
             <= scale.crossfile.crossfile_tokens
         )
+
+
+def test_an_official_context_longer_than_the_budget_keeps_its_first_lines(tiny):
+    _, tok = tiny
+    context = "".join(f"# chunk line {i} with greet and LIMIT\n" for i in range(400))
+    row = {**OFFICIAL, "crossfile_context": {"text": context, "list": []}}
+    prompt = crossfile.fit_prompt(tok, row, True, 300, 100)
+    kept = prompt[: len(prompt) - len(row["prompt"])]
+    assert prompt.endswith(row["prompt"]) and context.startswith(kept) and kept.endswith("\n")
+    line = len(encode_text(tok, [context.split("\n")[0] + "\n"])[0])  # every line has as many tokens
+    assert len(encode_text(tok, [kept])[0]) <= 100 < len(encode_text(tok, [kept])[0]) + line
+    assert len(encode_text(tok, [prompt])[0]) <= 300

@@ -221,18 +221,30 @@ def _language(row: Mapping) -> str | None:
     return {"python": "Python", "java": "Java", "typescript": "TypeScript", "csharp": "C#"}.get(language, language)
 
 
-def fit_prompt(tok, row: Mapping, retrieval: bool, budget: int) -> str:
-    """The cross-file context (when ``retrieval``) and then as many of the prompt's last lines as fit ``budget``
-    tokens; a line is cut only when it alone is too long."""
-    context = row["crossfile_context"]["text"] if retrieval else ""
+def _whole_lines(tok, text: str, budget: int, from_end: bool) -> str:
+    """The most whole lines of ``text``, from its end or its start, that fit ``budget`` tokens."""
+    lines = text.split("\n")
+    pieces = [line + "\n" for line in lines[:-1]] + [lines[-1]]
+    # The pre-tokenizer splits at every newline, so a text's tokens are the sum of its lines' tokens.
+    counts = [len(ids) for ids in encode_text(tok, pieces)]
+    kept, used = [], 0
+    for i in reversed(range(len(pieces))) if from_end else range(len(pieces)):
+        if used + counts[i] > budget:
+            break
+        used += counts[i]
+        kept.append(i)
+    return "".join(pieces[i] for i in sorted(kept))
+
+
+def fit_prompt(tok, row: Mapping, retrieval: bool, budget: int, context_budget: int | None = None) -> str:
+    """The cross-file context (when ``retrieval``: its first whole lines within ``context_budget`` tokens), then
+    the prompt's last whole lines within what is left of ``budget`` tokens."""
+    context = ""
+    if retrieval:
+        limit = budget if context_budget is None else min(budget, context_budget)
+        context = _whole_lines(tok, row["crossfile_context"]["text"], limit, from_end=False)
     left = budget - (len(encode_text(tok, [context])[0]) if context else 0)
-    lines = row["prompt"].split("\n")
-    # The pre-tokenizer splits at every newline, so the prompt's tokens are the sum of its lines' tokens.
-    counts = [len(ids) for ids in encode_text(tok, [line + "\n" for line in lines[:-1]] + [lines[-1]])]
-    keep = len(lines)
-    while keep and sum(counts[len(lines) - keep :]) > left:
-        keep -= 1
-    return context + "\n".join(lines[len(lines) - keep :]) if keep else context
+    return context + _whole_lines(tok, row["prompt"], left, from_end=True)
 
 
 def score(
@@ -248,7 +260,7 @@ def score(
     ground-truth line (nats/token) of one model, with or without the records' cross-file context; per record in
     ``items``."""
     budget = config.max_input_tokens - config.max_new_tokens - 1  # BOS
-    prompts = [fit_prompt(tok, row, retrieval, budget) for row in records]
+    prompts = [fit_prompt(tok, row, retrieval, budget, config.crossfile_tokens) for row in records]
     generation = replace(
         EvalConfig(), max_new_tokens=config.max_new_tokens, max_input_tokens=budget + 1, batch_size=batch_size
     )
