@@ -111,7 +111,8 @@ class Retriever:
         self, point: Mapping, top_k: int | None = None, count_tokens: Callable[[str], int] | None = None
     ) -> list[dict]:
         """The best chunks for ``point`` (never from its own file), best first, each ``path``, ``text``, ``line``
-        and ``score``; with ``count_tokens``, only those that fit ``crossfile_tokens`` together."""
+        and ``score``; with ``count_tokens``, only those that fit ``crossfile_tokens`` together. With
+        ``next_chunk`` each match gives the ``chunk_lines`` lines after it instead (itself when it ends its file)."""
         top_k = self.config.top_k if top_k is None else top_k
         if not self.chunks:
             return []
