@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from dslib.generate import generate
 from dslib.model import ModelConfig, Transformer, count_parameters, flash_attn_func, to_hf
-from dslib.monitor import flops_per_token, peak_flops
+from dslib.training.metrics import flops_per_token, peak_flops
 
 
 def sync(device: torch.device) -> None:

@@ -253,3 +253,46 @@ FIM_FINDINGS = (
         "[FIM] Table 1",
     ),
 )
+
+# Where each evaluation task of dslib.eval.tasks is reported: (table, column); Table 5 prints "plain (CoT)".
+TASK_COLUMNS = {
+    "humaneval-python": (TABLE3, "Python"),
+    "humaneval-cpp": (TABLE3, "C++"),
+    "humaneval-java": (TABLE3, "Java"),
+    "humaneval-php": (TABLE3, "PHP"),
+    "humaneval-ts": (TABLE3, "TS"),
+    "humaneval-cs": (TABLE3, "C#"),
+    "humaneval-sh": (TABLE3, "Bash"),
+    "humaneval-js": (TABLE3, "JS"),
+    "mbpp": (TABLE3, "MBPP"),
+    "leetcode": (TABLE5, "Overall"),
+    "leetcode-cot": (TABLE5, "Overall"),
+    "gsm8k": (TABLE8, "GSM8k"),
+    "math": (TABLE8, "MATH"),
+    "gsm-hard": (TABLE8, "GSM-Hard"),
+    "svamp": (TABLE8, "SVAMP"),
+    "asdiv": (TABLE8, "ASDiv"),
+    "mawps": (TABLE8, "MAWPS"),
+}
+RELEASED_SIZES = {"1.3B": 1_346_471_936, "6.7B": 6_740_512_768, "33B": 33_342_991_360}  # Table 2's checkpoints
+
+
+def nearest_size(num_parameters: int) -> str:
+    """The released model size (``1.3B``, ``6.7B``, ``33B``) nearest to ``num_parameters``."""
+    return min(RELEASED_SIZES, key=lambda size: abs(RELEASED_SIZES[size] - num_parameters))
+
+
+def task_number(task: str, size: str, instruct: bool, column: str | None = None) -> float | None:
+    """The paper's pass@1 (%) of DeepSeek-Coder-Base/-Instruct ``size`` on ``task``; None where it reports none.
+
+    ``column`` picks a sub-score of the task's table (LeetCode's ``Easy``, ``Medium``, ``Hard``).
+    """
+    table, default = TASK_COLUMNS[task]
+    row = f"DeepSeek-Coder-{'Instruct' if instruct else 'Base'} {size}"
+    if row not in table.rows:
+        return None
+    value = table.get(row, column or default)
+    if isinstance(value, str):  # Table 5: "plain (chain-of-thought)"
+        plain, cot = value.replace(")", "").split(" (")
+        value = float(cot if task.endswith("-cot") else plain)
+    return value

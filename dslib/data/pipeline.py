@@ -37,7 +37,8 @@ from dslib.data import dedup, deps
 from dslib.data.decontam import Decontaminator
 from dslib.data.filters import RULE_REASONS, rule_filter_reason
 from dslib.data.languages import detect_language, path_comment
-from dslib.data.quality import syntax_error_reason
+from dslib.data.mix import docs_repositories
+from dslib.data.quality import QUALITY_REASONS, quality_reason
 from dslib.data.repo_level import HELDOUT_RULE, content_digest, document_files, heldout_repositories
 from dslib.data.sources import Repository, hub_dataset, local_repos, python_environment, read_text, select_repositories
 
@@ -54,11 +55,12 @@ STAGE_REASONS: dict[str, tuple[str, ...]] = {
     "rule_filter": RULE_REASONS,
     "dependency": (),
     "near_dedup": ("near_duplicate",),
-    "quality": ("syntax_error",),
+    "quality": QUALITY_REASONS,
     "decontam": ("decontam_10gram", "decontam_exact", "heldout_copy"),
 }  # fmt: skip
 REASON_STAGE = {reason: stage for stage, reasons in STAGE_REASONS.items() for reason in reasons}
 MAX_LISTED = 1000  # syntax errors and decontamination hits listed in the manifest (all are counted)
+QUALITY_LISTED = 50  # files listed per quality reason, for inspection (notebook 01)
 SCHEMA = pa.schema(
     [
         ("text", pa.string()),
@@ -66,6 +68,7 @@ SCHEMA = pa.schema(
         ("languages", pa.list_(pa.string())),
         ("paths", pa.list_(pa.string())),
         ("size", pa.int64()),
+        ("source", pa.string()),  # the data mix's source (§2): "code" or "english" (dslib/data/mix.py)
     ]
 )
 
@@ -79,7 +82,7 @@ class FileRecord:
     language: str | None = None
     reason: str | None = None
     text: str | None = None
-    syntax: str | None = None  # quality screening's verdict, applied after near-dedup
+    syntax: str | None = None  # quality screening's verdict (a QUALITY_REASONS entry), applied after near-dedup
     contamination: tuple[str, str, str] | None = None  # (rule, benchmark item, matched words)
     digest: bytes = b""  # repo_level.content_digest, to find copies of held-out files
 
@@ -111,8 +114,8 @@ def repo_sample(files: list[tuple[str, str | None, str]]) -> str:
 
 
 @cache
-def _decontaminator(files: tuple[str, ...], ngram: int, min_ngram: int) -> Decontaminator:
-    return Decontaminator.from_benchmarks(files, ngram, min_ngram)
+def _decontaminator(files: tuple[str, ...], ngram: int, min_ngram: int, benchmarks: tuple[str, ...]) -> Decontaminator:
+    return Decontaminator.from_benchmarks(files, ngram, min_ngram, benchmarks)
 
 
 def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_bytes: Counter) -> RepoRecord:
@@ -153,11 +156,13 @@ def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_
     ordered = [by_path[p] for subgraph in deps.topological_sort(graph) for p in subgraph]
     timings["dependency"] += time.perf_counter() - clock
 
-    decontaminator = _decontaminator(config.decontam_files, config.decontam_ngram, config.decontam_min_ngram)
+    decontaminator = _decontaminator(
+        config.decontam_files, config.decontam_ngram, config.decontam_min_ngram, config.decontam_benchmarks
+    )
     for record in ordered:
         clock = time.perf_counter()
         stage_bytes["quality"] += record.bytes
-        record.syntax = syntax_error_reason(record.path, record.text, record.language)
+        record.syntax = quality_reason(record.path, record.text, record.language, config)
         timings["quality"] += time.perf_counter() - clock
         clock = time.perf_counter()
         stage_bytes["decontam"] += record.bytes
@@ -175,7 +180,6 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
     samples = [repo_sample([(f.path, f.language, f.text) for f in r.files if f.reason is None]) for r in records]
     clock = time.perf_counter()
     stage_bytes["near_dedup"] += sum(len(s.encode()) for s in samples)
-    # seed + 1: the default config (seed 0) then uses datasketch's default permutations (seed 1).
     signatures = dedup.minhash_signatures(samples, config.dedup_num_perm, config.dedup_ngram, seed=config.seed + 1)
     timings["near_dedup"] += time.perf_counter() - clock
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
@@ -194,7 +198,20 @@ def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
         repos = hub_dataset(config.source[4:], data_dir=config.hub_data_dir, max_bytes=config.max_total_bytes)
     else:
         repos = local_repos(config.source)
-    return select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
+    repos, selection = select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
+    # Documentation folders are the mix's English source (§2): selected under the same limits, on their own.
+    docs, missing = docs_repositories(config.docs_folders, config.english_languages)
+    docs, docs_selection = select_repositories(docs, config.max_repos, config.max_total_bytes, config.seed)
+    for folder in missing:
+        logger.warning("data: documentation folder %s does not exist; left out of the mix", folder)
+    selection.update(docs_selected=docs_selection["selected"], docs_folders_missing=len(missing))
+    return sorted(repos + docs, key=lambda r: r.name), selection
+
+
+def heldout_names(repos: list[Repository], heldout_repos: tuple[str, ...]) -> set[str]:
+    """The names of ``repos`` that ``heldout_repos`` names, by repository name or by the path it was found at."""
+    wanted = set(heldout_repos) | {str(Path(p).expanduser().resolve()) for p in heldout_repos if "/" in p}
+    return {r.name for r in repos if r.name in wanted or (r.origin and str(Path(r.origin).resolve()) in wanted)}
 
 
 def _run_pass_one(jobs: list, num_proc: int) -> list[ShardResult]:
@@ -262,18 +279,24 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     names = [name for result in results for name in result.repos]
     signatures = np.concatenate([r.signatures for r in results]) if names else np.zeros((0, config.dedup_num_perm))
     clock = time.perf_counter()
-    clusters = dedup.clusters_from_signatures(signatures, config.dedup_threshold, seed=config.seed + 1)
+    clusters = dedup.clusters_from_signatures(signatures, config.dedup_threshold)
     index_seconds = time.perf_counter() - clock
     duplicates = {names[i] for cluster in clusters for i in cluster[1:]}
     survivors = [n for r in results for n, ok in zip(r.repos, r.survives, strict=True) if ok and n not in duplicates]
-    heldout = heldout_repositories(sorted(survivors), config.heldout_fraction, config.seed)
+    docs = {r.name for r in repos if r.name.startswith("docs-")}
+    always = heldout_names(repos, config.heldout_repos)
+    heldout = heldout_repositories(
+        sorted(survivors), config.heldout_fraction, config.seed, excluded=docs, always=always
+    )
     heldout_digests = set().union(
         *(d for r in results for n, d in zip(r.repos, r.digests, strict=True) if n in heldout)
     )
 
     funnel, repo_reasons, languages = Funnel(), Counter(), Counter()
     hits, rule_counts, edges, syntax_errors, copies = [], Counter(), 0, [], []
+    quality_examples: dict[str, list[str]] = {}
     splits = {split: Counter() for split in SPLITS}
+    mix_bytes = Counter()
     for result in tqdm(results, desc="data: dedup and write", unit="shard"):
         with open(scratch / f"shard-{result.index:05d}.pkl", "rb") as handle:
             records: list[RepoRecord] = pickle.load(handle)
@@ -284,6 +307,8 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
                 reason = f.reason or ("near_duplicate" if record.name in duplicates else None) or f.syntax
                 if reason == "syntax_error":
                     syntax_errors.append(f"{record.name}/{f.path}")
+                if reason in QUALITY_REASONS and len(quality_examples.setdefault(reason, [])) < QUALITY_LISTED:
+                    quality_examples[reason].append(f"{record.name}/{f.path}")
                 if reason is None and f.contamination:
                     rule, item, ngram = f.contamination
                     reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
@@ -309,23 +334,29 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
                 logger.info("repository %s dropped: no_files_kept (%s)", record.name, dict(reasons))
             else:
                 split = "heldout" if record.name in heldout else "train"
-                splits[split]["repos"] += 1
-                for group in document_files(record.name, kept, config.repo_level, config.seed):
-                    text = repo_sample([(f.path, f.language, f.text) for f in group])
-                    rows[split].append(
-                        dict(
-                            text=text,
-                            repo=record.name,
-                            languages=[f.language for f in group],
-                            paths=[f.path for f in group],
-                            size=len(text.encode()),
+                english = [f for f in kept if f.language in config.english_languages]
+                code = [f for f in kept if f.language not in config.english_languages]
+                for source, group in (("code", code), ("english", english)):
+                    for document in document_files(record.name, group, config.repo_level, config.seed) if group else ():
+                        text = repo_sample([(f.path, f.language, f.text) for f in document])
+                        mix_bytes[source] += len(text.encode())
+                        rows[split].append(
+                            dict(
+                                text=text,
+                                repo=record.name,
+                                languages=[f.language for f in document],
+                                paths=[f.path for f in document],
+                                size=len(text.encode()),
+                                source=source,
+                            )
                         )
-                    )
         for split, split_rows in rows.items():
             if split_rows:
                 table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
                 pq.write_table(table, directory / f"{split}-{result.index:05d}-of-{config.num_shards:05d}.parquet")
-                splits[split].update(documents=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
+                size = sum(r["size"] for r in split_rows)
+                names_in = len({r["repo"] for r in split_rows})
+                splits[split].update(repos=names_in, documents=len(split_rows), bytes=size, shards=1)
     shutil.rmtree(scratch)
 
     timings = Counter()
@@ -348,12 +379,15 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         "dependency_edges": edges,
         "near_duplicate_clusters": [[names[i] for i in cluster] for cluster in clusters],
         "syntax_errors": syntax_errors[:MAX_LISTED],
+        "quality_examples": dict(sorted(quality_examples.items())),
+        "mix_bytes": dict(mix_bytes),
         "decontamination": {
             "files": dict(sorted(rule_counts.items())),
             "hits": hits[:MAX_LISTED],
             "heldout_copies": copies[:MAX_LISTED],
         },
         "heldout": {"rule": HELDOUT_RULE, "seed": config.seed, "repositories": sorted(heldout)},
+        "heldout_forced": sorted(always),
         "stage_bytes": dict(stage_bytes),
     }
     logger.info(

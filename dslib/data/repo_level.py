@@ -9,9 +9,10 @@
 Only the assembly differs: every value keeps the same files, because filtering, near-dedup (on the
 dependency-ordered sample) and decontamination run before it.
 
-Held-out repositories (the ``heldout`` split) are chosen by a hash of their name: the kept repositories
-sorted by ``sha256("heldout:<seed>:<name>")``, the first ``round(heldout_fraction × n)`` of them (at least
-one when there are two or more). A training file whose content (lines stripped, blank lines dropped)
+Held-out repositories (the ``heldout`` split) are the ones ``data.heldout_repos`` names, and a draw by a hash
+of their name among the other kept repositories (documentation folders excepted): sorted by
+``sha256("heldout:<seed>:<name>")``, the first ``round(heldout_fraction × n)`` of them (at least one when
+there are two or more). A training file whose content (lines stripped, blank lines dropped)
 equals a file of a held-out repository is dropped as ``heldout_copy``, so a vendored copy cannot carry a
 held-out file into training.
 """
@@ -20,14 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import TypeVar
 
 from dslib.config import REPO_LEVELS
 from dslib.data.deps import dependency_graph, topological_sort
 
 T = TypeVar("T")
-HELDOUT_RULE = "sorted by sha256('heldout:<seed>:<name>'), the first round(heldout_fraction * n), at least 1 of 2+"
+HELDOUT_RULE = (
+    "data.heldout_repos always; of the other code repositories, sorted by sha256('heldout:<seed>:<name>'), "
+    "the first round(heldout_fraction * n), at least 1 of 2+"
+)
 
 
 def document_files(repo: str, files: Sequence[T], repo_level: str, seed: int) -> list[list[T]]:
@@ -44,12 +48,26 @@ def document_files(repo: str, files: Sequence[T], repo_level: str, seed: int) ->
     raise ValueError(f"repo_level={repo_level!r} is not valid; choose one of: {', '.join(REPO_LEVELS)}")
 
 
-def heldout_repositories(names: Sequence[str], fraction: float, seed: int) -> set[str]:
-    """The held-out repositories among ``names`` by :data:`HELDOUT_RULE`."""
+def heldout_repositories(
+    names: Sequence[str],
+    fraction: float,
+    seed: int,
+    excluded: Set[str] = frozenset(),
+    always: Set[str] = frozenset(),
+) -> set[str]:
+    """The held-out repositories among ``names`` by :data:`HELDOUT_RULE`.
+
+    ``excluded`` must stay in training (documentation folders hold no code to evaluate); ``always`` is held out
+    whatever the draw: the repositories a repository-level benchmark evaluates on (``DataConfig.heldout_repos``),
+    so that none of their files reaches the training split. The draw is over the rest.
+    """
+    forced = {n for n in names if n in always}
+    names = [n for n in names if n not in excluded and n not in forced]
     if len(names) < 2 or fraction <= 0:
-        return set()
+        return forced
     count = min(len(names) - 1, max(1, round(fraction * len(names))))
-    return set(sorted(names, key=lambda n: hashlib.sha256(f"heldout:{seed}:{n}".encode()).hexdigest())[:count])
+    drawn = sorted(names, key=lambda n: hashlib.sha256(f"heldout:{seed}:{n}".encode()).hexdigest())[:count]
+    return forced | set(drawn)
 
 
 def content_digest(text: str) -> bytes:

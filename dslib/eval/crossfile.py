@@ -39,10 +39,10 @@ from dslib.config import CrossFileConfig, EvalConfig, Scale, resolve
 from dslib.data import deps
 from dslib.data.languages import detect_language
 from dslib.data.pipeline import load_corpus
-from dslib.eval.generation import complete, encode, load_checkpoint, subset
+from dslib.eval.generation import complete, encode, load_hf_model, subset
+from dslib.eval.likelihood import continuation_token_losses
 from dslib.eval.names import LANGUAGES, file_uses
 from dslib.eval.retrieval import Retriever, crossfile_text
-from dslib.experiments import continuation_token_losses  # moves to dslib.eval with the ablation package
 from dslib.paper import TABLE7
 from dslib.tokenizer import encode_text, ensure_tokenizer, split_sample
 
@@ -285,14 +285,14 @@ def score_checkpoint(
 ) -> dict:
     """A checkpoint folder scored on ``records`` without and with their cross-file context (``"none"``,
     ``"retrieval"``)."""
-    model, tok = load_checkpoint(path)
+    model, tok = load_hf_model(path)
     return {
         name: score(model, tok, records, config, retrieval, batch_size)
         for name, retrieval in (("none", False), ("retrieval", True))
     }
 
 
-def paper_rows(scores: Mapping[str, Mapping]) -> list[dict]:
+def result_rows(scores: Mapping[str, Mapping]) -> list[dict]:
     """:func:`score_checkpoint`'s numbers beside Table 7's DeepSeek-Coder-Base 6.7B Python row (results table)."""
     rows = []
     for name, label in (("none", "DeepSeek-Coder-Base 6.7B"), ("retrieval", "DeepSeek-Coder-Base 6.7B + Retrieval")):

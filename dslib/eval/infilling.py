@@ -18,8 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dslib.config import EvalConfig
-from dslib.eval.execution import Limits, run_programs
+from dslib.eval.execution import Limits, Result, run_program, run_programs
+from dslib.eval.humaneval import check_program, load_problems
 from dslib.eval.metrics import exact_match
+from dslib.eval.tasks.base import Task
+from dslib.fim import fim_prompt
 
 NUM_TASKS = 1033  # Bavarian et al. 2022 §5.1; Fried et al. 2022
 
@@ -30,8 +33,6 @@ def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dic
     ``prefix + middle + suffix`` is the problem's prompt followed by its canonical solution, character for
     character. Over all 164 problems there are exactly 1033 tasks.
     """
-    from dslib.eval.humaneval import load_problems
-
     everything = problems is None
     problems = problems or load_problems()
     tasks = []
@@ -60,8 +61,6 @@ def first_line(text: str) -> str:
 
 def infill_program(task: Mapping, problem: Mapping, line: str) -> str:
     """The problem's program with ``line`` in the masked place, followed by its tests."""
-    from dslib.eval.humaneval import check_program
-
     body = task["prefix"] + first_line(line) + "\n" + task["suffix"]
     return check_program({**problem, "prompt": ""}, body)
 
@@ -80,8 +79,6 @@ def score_infills(
 
     Returns ``{"tasks": n, "exact_match": ..., "pass@1": ..., "records": [...]}``.
     """
-    from dslib.eval.humaneval import load_problems
-
     if len(tasks) != len(lines):
         raise ValueError(f"{len(tasks)} tasks but {len(lines)} predicted lines")
     if not tasks:
@@ -119,7 +116,6 @@ def evaluate_infilling(
     :func:`score_infills`'s dict with ``mode`` added.
     """
     from dslib.eval.generation import complete, subset
-    from dslib.fim import fim_prompt
 
     config = config or EvalConfig()
     if tasks is None:
@@ -130,3 +126,37 @@ def evaluate_infilling(
         tasks, lines, execute=execute, timeout=config.timeout, workers=config.workers, progress=progress
     )
     return {"mode": mode, **scores}
+
+
+class SingleLineInfilling(Task):
+    """The benchmark in the suite's task shape (Table 6): a FIM prompt in ``mode``, the infill's first line, and
+    :meth:`check` runs the problem's tests with it (pass@1). Exact match, Table 6's metric, is :func:`score_infills`'s.
+
+    Not one of ``dslib.eval.tasks.TASKS`` (those are Tables 3, 5 and 8); ``python -m dslib.eval CHECKPOINT``
+    without ``--tasks`` scores it.
+    """
+
+    stop = ("\n",)
+
+    def __init__(self, mode: str = "psm"):
+        self.mode = mode
+        self.name = f"infilling-{mode}"
+        self._humaneval: dict | None = None
+
+    def problems(self) -> list[dict]:
+        return single_line_tasks()
+
+    def prompt(self, problem: dict, instruct: bool = False) -> str:
+        return fim_prompt(problem["prefix"], problem["suffix"], self.mode)
+
+    def postprocess(self, problem: dict, generation: str, instruct: bool = False) -> str:
+        return first_line(generation)
+
+    def reference(self, problem: dict) -> str:
+        return problem["middle"]
+
+    def check(self, problem: dict, completion: str, timeout: float | None = None) -> Result:
+        if self._humaneval is None:
+            self._humaneval = load_problems()
+        program = infill_program(problem, self._humaneval[problem["problem_id"]], completion)
+        return run_program(program, timeout or self.timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from dslib.config import TrainConfig
+from dslib.paper import PRETRAINING
 
 
 def milestone_steps(config: TrainConfig) -> list[int]:
@@ -40,8 +41,6 @@ def schedule(config: TrainConfig) -> list[float]:
 def paper_description(config: TrainConfig) -> list[tuple[float, float, float]]:
     """The schedule as DeepSeek-Coder / DeepSeek LLM describe it, from ``dslib.paper.PRETRAINING`` rather than
     from ``config``'s fields: (first token, last token, lr) of each stage after warm-up, at ``config``'s size."""
-    from dslib.paper import PRETRAINING
-
     total = config.max_steps * config.tokens_per_step
     edges = [config.warmup_steps * config.tokens_per_step] + [f * total for f, _ in PRETRAINING["lr_drops"]] + [total]
     levels = [1.0] + [multiplier for _, multiplier in PRETRAINING["lr_drops"]]
@@ -55,7 +54,7 @@ def plot_schedule(config: TrainConfig, ax=None, title: str | None = None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.2))
     tokens = [step * config.tokens_per_step for step in range(config.max_steps)]
-    ax.plot(tokens, schedule(config), label="dslib.schedule", lw=2)
+    ax.plot(tokens, schedule(config), label="dslib.training.schedule", lw=2)
     for i, (start, end, lr) in enumerate(paper_description(config)):
         ax.plot([start, end], [lr, lr], "k--", lw=1, label="paper (§3.4; DeepSeek LLM §2.3)" if i == 0 else None)
     ax.axvline(config.warmup_steps * config.tokens_per_step, color="grey", ls=":", lw=1)

@@ -1,0 +1,326 @@
+"""The FIM ablation (DeepSeek-Coder §3.1.2, Figure 3), extended with SPM, joint PSM+SPM and a FIM-rate sweep.
+
+The paper trains its 1.3B model on a Python subset four times, changing only the FIM setting (0% FIM, 50% PSM,
+100% PSM, 50% MSP), and plots HumanEval-FIM, HumanEval and MBPP against training steps (Figure 3). We run the
+same controlled experiment at each scale and add what the paper left out: 50% SPM, 50% joint PSM+SPM
+(Bavarian et al. 2022, Table 1) and the PSM rate sweep 0.25 / 0.5 / 0.9 (Bavarian et al. §4.2). Every run has
+the scale's model, data, seed and token budget (``AblationConfig.steps`` steps of ``TrainConfig``'s batch); only
+``fim.fim_rate`` and ``fim.mode`` differ. One control run, FIM 0% with the next seed (:data:`CONTROL`), measures
+how far two runs differ by chance, which one seed per setting cannot show.
+
+:data:`FIM` is the experiment for :mod:`dslib.ablation`, which trains and reuses the runs. Each is evaluated at
+``AblationConfig.evals`` evenly spaced steps on:
+
+- single-line infilling exact match (Fried et al. 2022; Table 6's metric), prompted in PSM and in SPM;
+- the *middle loss* (:mod:`dslib.eval.likelihood`): mean token loss of the true line given the PSM (or SPM)
+  prompt, a smooth infilling metric that separates the settings while exact match is near zero for small models;
+- the held-out left-to-right loss (the packed held-out split without FIM): the completion cost of FIM;
+- HumanEval pass@1, greedy (``AblationConfig.humaneval``; on at ``gpu`` and ``paper`` scale only).
+
+Infilling tasks are cut to the model's training window (``TrainConfig.seq_len``): the prefix from the left and
+the suffix from the right, at token boundaries, until the prompt and the true middle fit. At ``gpu`` and ``paper``
+scale the window holds every HumanEval task whole; at ``smoke`` and ``cpu`` it does not, so those numbers are
+this miniature's, not Table 6's. :mod:`dslib.ablation.fim_findings` states, for each of the paper's claims
+(:data:`dslib.paper.FIM_FINDINGS`), whether the numbers agree, disagree, or are too small to tell.
+:func:`first_token_losses` splits each finished
+run's middle loss into the middle's first token and the rest, which shows why exact match lags the middle loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dslib.ablation.figures import plot_curves
+from dslib.ablation.findings import final_table as _final_table
+from dslib.ablation.findings import finding_rows
+from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting
+from dslib.ablation.runs import finished, run_grid
+from dslib.ablation.runs import load_results as _load_results
+from dslib.artifacts import artifact_dir, figure_path, fingerprint
+from dslib.config import Scale, resolve
+from dslib.eval.generation import load_hf_model, subset
+from dslib.eval.humaneval import evaluate_model
+from dslib.eval.infilling import evaluate_infilling, single_line_tasks
+from dslib.eval.likelihood import first_token_split, heldout_losses, middle_losses, middle_token_losses
+from dslib.fim import Sentinel, sentinel_ids
+from dslib.packing import DOCUMENTS_FILE, packed_dataset, stream_statistics
+from dslib.tokenizer import encode_text, ensure_tokenizer
+
+log = logging.getLogger(__name__)
+
+# The grid: setting name → (fim_rate, mode). The paper's four first (Figure 3's legend calls them fim_0,
+# fim_0.5, fim_1.0 and msp_0.5), then 50% SPM, the joint PSM+SPM mix, and the PSM rate sweep.
+FIM_GRID: dict[str, tuple[float, str | dict[str, float]]] = {
+    "fim_0": (0.0, "psm"),
+    "psm_0.5": (0.5, "psm"),
+    "psm_1.0": (1.0, "psm"),
+    "msp_0.5": (0.5, "msp"),
+    "spm_0.5": (0.5, "spm"),
+    "joint_0.5": (0.5, {"psm": 0.5, "spm": 0.5}),
+    "psm_0.25": (0.25, "psm"),
+    "psm_0.9": (0.9, "psm"),
+}
+PAPER_SETTINGS = ("fim_0", "psm_0.5", "psm_1.0", "msp_0.5")
+# FIM 0% again with the next seed (other initial weights and data order): one seed per setting cannot show the
+# run-to-run spread, so this control run measures it, and a difference no larger than it is too small to tell.
+CONTROL = "fim_0_seed1"
+RATE_SWEEP = ("fim_0", "psm_0.25", "psm_0.5", "psm_0.9", "psm_1.0")
+
+
+def _overrides(rate: float, mode: str | dict[str, float]) -> dict[str, Any]:
+    return {"fim.fim_rate": rate, "fim.mode": mode}
+
+
+SETTINGS: dict[str, Setting] = {
+    **{name: Setting(_overrides(*rm), paper=name in PAPER_SETTINGS) for name, rm in FIM_GRID.items()},
+    CONTROL: Setting(_overrides(*FIM_GRID["fim_0"]), seed=1, control_of="fim_0"),
+}
+# Each metric's floor: a difference smaller than this is never called clear, whatever its standard error (an
+# absolute share for rates, a fraction of the baseline's mean for losses).
+METRICS: dict[str, Metric] = {
+    "infill_em_psm": Metric("single-line infilling exact match, PSM prompt", True, 0.02),
+    "infill_em_spm": Metric("single-line infilling exact match, SPM prompt", True, 0.02),
+    "middle_loss_psm": Metric("middle loss given the PSM prompt (nats/token)", False, 0.01, relative=True),
+    "middle_loss_spm": Metric("middle loss given the SPM prompt (nats/token)", False, 0.01, relative=True),
+    "l2r_loss": Metric("held-out left-to-right loss (nats/token)", False, 0.01, relative=True),
+    "humaneval_pass@1": Metric("HumanEval pass@1 (greedy)", True, 0.02),
+}
+FORMAT_VERSION = 1  # bump when what an evaluation records changes, so old run.json files are redone
+PROMPT_SPECIALS = 4  # BOS and the three sentinels of a PSM or SPM prompt
+TOKEN_SLACK = 4  # re-encoding a cut prefix or suffix can cost a token or two more than the cut suggests
+MIN_CONTEXT = 8  # a task whose middle leaves fewer tokens than this for prefix and suffix is skipped
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The evaluation hook
+
+
+def window(scale: Scale) -> int:
+    """The tokens an infilling prompt plus its middle may take: the training sequence length."""
+    return min(scale.train.seq_len, scale.eval.max_input_tokens)
+
+
+def fit_task(task: Mapping, tok, limit: int) -> dict | None:
+    """``task`` with its prefix cut from the left and its suffix from the right at token boundaries, so that
+    the FIM prompt and the middle fit in ``limit`` tokens; ``None`` when the middle leaves too little room.
+
+    The suffix keeps up to half the room and the prefix the rest (a single line's prefix is the longer part).
+    """
+    middle = len(encode_text(tok, [task["middle"]])[0])
+    room = limit - middle - PROMPT_SPECIALS - TOKEN_SLACK
+    if room < MIN_CONTEXT:
+        return None
+    prefix = tok.encode(task["prefix"], add_special_tokens=False)
+    suffix = tok.encode(task["suffix"], add_special_tokens=False)
+    keep_suffix = min(len(suffix.ids), room // 2)
+    keep_prefix = min(len(prefix.ids), room - keep_suffix)
+    keep_suffix = min(len(suffix.ids), room - keep_prefix)
+    if keep_prefix == len(prefix.ids) and keep_suffix == len(suffix.ids):
+        return dict(task)
+    cut_prefix = task["prefix"][prefix.offsets[len(prefix.ids) - keep_prefix][0] :] if keep_prefix else ""
+    cut_suffix = task["suffix"][: suffix.offsets[keep_suffix - 1][1]] if keep_suffix else ""
+    return {**task, "prefix": cut_prefix, "suffix": cut_suffix}
+
+
+def ablation_tasks(scale: Scale, tok) -> tuple[list[dict], int]:
+    """The infilling tasks of the ablation, cut to the window, and how many were skipped (middle too long).
+
+    ``AblationConfig.tasks`` tasks (default ``EvalConfig.infilling_limit``) spread over the 1033.
+    """
+    limit = scale.ablation.tasks if scale.ablation.tasks is not None else scale.eval.infilling_limit
+    fitted = [fit_task(t, tok, window(scale)) for t in subset(single_line_tasks(), limit)]
+    tasks = [t for t in fitted if t is not None]
+    skipped = len(fitted) - len(tasks)
+    if skipped:
+        log.info(
+            "skipped %d of %d infilling tasks whose middle leaves no room in %d tokens",
+            skipped,
+            len(fitted),
+            window(scale),
+        )
+    if not tasks:
+        raise ValueError(f"no infilling task fits the {window(scale)}-token window of scale {scale.name!r}")
+    return tasks, skipped
+
+
+class FIMEvaluation(Evaluation):
+    """Every metric of :data:`METRICS` the scale asks for, on the ablation's infilling tasks and held-out data."""
+
+    def __init__(self, scale: Scale):
+        self.scale = scale
+        self.tokenizer = ensure_tokenizer(scale)
+        self.tasks, self.skipped = ablation_tasks(scale, self.tokenizer)
+        self.spec = {
+            "tasks": [(t["task_id"], t["prefix"], t["suffix"]) for t in self.tasks],
+            "eval": scale.eval,
+            "heldout": (scale.ablation.heldout_sequences, scale.train.seed),
+            "humaneval": scale.ablation.humaneval,
+            "tokenizer": fingerprint(self.tokenizer.to_str()),
+            "version": FORMAT_VERSION,
+        }
+
+    def evaluate(self, model) -> dict[str, list[float]]:
+        scale, tok, tasks = self.scale, self.tokenizer, self.tasks
+        longest = max(len(ids) for ids in encode_text(tok, [t["middle"] for t in tasks]))
+        # A line longer than the longest true middle cannot match any of them, so generation stops there.
+        config = replace(scale.eval, max_new_tokens=min(scale.eval.max_new_tokens, longest + TOKEN_SLACK))
+        items: dict[str, list] = {}
+        for mode in ("psm", "spm"):
+            scored = evaluate_infilling(model, tok, tasks, mode, config, execute=False, progress=False)
+            items[f"infill_em_{mode}"] = [float(r["exact_match"]) for r in scored["records"]]
+            items[f"middle_loss_{mode}"] = middle_losses(model, tok, tasks, mode, scale.eval.batch_size)
+        items["l2r_loss"] = heldout_losses(model, scale, scale.ablation.heldout_sequences)
+        if scale.ablation.humaneval:
+            greedy = replace(scale.eval, n_samples=1, temperature=0.0)
+            scored = evaluate_model(model, tok, greedy, k=(1,), progress=False)
+            items["humaneval_pass@1"] = [float(r["passed"]) for r in scored["samples"]]
+        return items
+
+    def describe(self, scale: Scale) -> dict:
+        mode = scale.fim.mode if isinstance(scale.fim.mode, str) else dict(scale.fim.mode)
+        return {"fim_rate": scale.fim.fim_rate, "mode": mode}
+
+    def inspect(self, scale: Scale) -> dict:
+        return stream_summary(scale, self.tokenizer)
+
+    def summary(self) -> dict:
+        heldout = (self.scale.ablation.heldout_sequences, self.scale.train.seed)
+        return {
+            "tasks": len(self.tasks),
+            "skipped_tasks": self.skipped,
+            "window": window(self.scale),
+            "heldout": heldout,
+        }
+
+
+FIM = Experiment("fim_ablation", "FIM ablation", SETTINGS, METRICS, FIMEvaluation)
+
+
+def stream_summary(scale: Scale, tok) -> dict:
+    """How much FIM a setting's training (its scale) actually sees: document, token and sequence rates of its
+    packed stream (:func:`dslib.packing.stream_statistics`; ``sequence_rate`` counts sequences holding a middle
+    sentinel), the share of sequences holding any sentinel (MSP puts one at every span), and the FIM
+    documents that lie whole inside one training sequence, the examples that show prefix, suffix and middle
+    together."""
+    data = packed_dataset(scale, "train", scale.fim, rank=0, world_size=1)
+    stats = stream_statistics(data, tok=tok)
+    seen = min(1.0, scale.train.max_steps * scale.train.global_batch_size / data.num_sequences)
+    if data.context_fim is not None:  # FIM per training sequence: the stream itself holds none
+        keys = ("fragment_rate", "sequence_rate", "sentinel_sequence_rate", "whole_fim_documents")
+        return {**{k: stats[k] for k in keys}, "share_of_stream_trained_on": seen}
+    documents = np.load(data.path / DOCUMENTS_FILE)
+    start, length, code = documents[:, 0], documents[:, 1], documents[:, 2]
+    whole = (code > 0) & (start // data.seq_len == (start + length - 1) // data.seq_len)
+    ids = sentinel_ids(tok)
+    sentinels = [ids[Sentinel.PRE], ids[Sentinel.SUF], ids[Sentinel.MID]]
+    used = data.num_sequences * data.seq_len + 1
+    positions = np.flatnonzero(np.isin(data.tokens()[:used], sentinels))
+    # As stream_statistics counts: the sequence whose labels hold the sentinel (token i is sequence (i-1)//T's).
+    holding = np.unique((np.maximum(positions, 1) - 1) // data.seq_len)
+    return {
+        "document_rate": stats["document_rate"],
+        "token_rate": stats["token_rate"],
+        "sequence_rate": stats["sequence_rate"],
+        "sentinel_sequence_rate": len(holding) / data.num_sequences,
+        "whole_fim_documents": int(whole.sum()),
+        "share_of_stream_trained_on": seen,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running, tables, figure
+
+
+def fim_ablation(
+    scale: Scale | str | None = None,
+    settings: Iterable[str] | None = None,
+    directory: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run the FIM grid (:data:`FIM_GRID` and :data:`CONTROL` by default) at ``scale``; the path of
+    ``results.json`` (:func:`dslib.ablation.run_grid`; default folder ``artifacts/<scale>/fim_ablation/``)."""
+    return run_grid(FIM, scale, settings, directory, progress)
+
+
+def load_results(source: str | Path | Scale | None = None) -> dict:
+    """The FIM ablation's ``results.json`` at ``source``: a path, or a scale."""
+    return _load_results(FIM, source)
+
+
+def final_table(results: Mapping) -> list[dict]:
+    """One row per setting: its FIM rate and mode, and every metric at the last evaluation."""
+    rows = []
+    for row in _final_table(FIM, results):
+        run = results["settings"][row["setting"]]
+        mode = run["mode"] if isinstance(run["mode"], str) else "+".join(sorted(run["mode"]))
+        rows.append({"setting": row.pop("setting"), "fim_rate": run["fim_rate"], "mode": mode, **row})
+    return rows
+
+
+def first_token_losses(
+    scale: Scale | str | None = None, directory: str | Path | None = None, settings: Iterable[str] | None = None
+) -> list[dict]:
+    """Each finished run's middle loss split into the middle's first token and the later ones, after a PSM and
+    an SPM prompt, from its final weights (``<setting>/hf``) on the ablation's infilling tasks.
+
+    Why exact match can stay at zero while the middle loss already separates the settings: a line counts only
+    when every token is right, and the first is the hardest after a PSM prompt. The model must find where the
+    prefix stopped, just before the hole sentinel and a whole suffix back, and training middles start at random
+    characters, mostly mid-word, where a task's middle starts a line. After an SPM prompt the prefix's end sits
+    right before the middle. ``later`` pools every later token of every task. ``settings`` defaults to the
+    runs that finished in ``directory`` (default ``artifacts/<scale>/fim_ablation/``).
+    """
+    scale = resolve(scale)
+    directory = Path(directory) if directory is not None else artifact_dir(scale.name, FIM.name, create=False)
+    settings = finished(FIM, directory) if settings is None else settings
+    tok = ensure_tokenizer(scale)
+    tasks, _ = ablation_tasks(scale, tok)
+    rows = []
+    for name in settings:
+        if not (directory / name / "hf" / "config.json").exists():
+            raise FileNotFoundError(f"{directory / name} holds no finished run; run fim_ablation for {name!r} first")
+        model, _ = load_hf_model(directory / name / "hf")
+        row: dict[str, Any] = {"setting": name}
+        for mode in ("psm", "spm"):
+            losses = middle_token_losses(model, tok, tasks, mode, scale.eval.batch_size)
+            row[f"first_{mode}"], row[f"later_{mode}"] = first_token_split(losses)
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(f"no finished FIM ablation run in {directory}; run dslib.ablation.fim.fim_ablation")
+    return rows
+
+
+def result_rows(results: Mapping, findings: Sequence[Mapping]) -> list[dict]:
+    """Rows for :func:`dslib.results.record`: each grid setting's final infilling exact match (PSM, SPM) and
+    held-out left-to-right loss, and each finding's verdict beside the paper's claim."""
+    rows = []
+    for row in final_table(results):
+        name = row["setting"]
+        if name not in FIM_GRID:
+            continue
+        source = "[P] §3.1.2, Fig. 3" if name in PAPER_SETTINGS else "[FIM] §4"
+        note = f"step {row['step']}; middle loss PSM {row['middle_loss_psm']:.3f}, SPM {row['middle_loss_spm']:.3f}"
+        for metric, label in (
+            ("infill_em_psm", "infilling EM (PSM)"),
+            ("infill_em_spm", "infilling EM (SPM)"),
+            ("l2r_loss", "held-out L2R loss"),
+        ):
+            ours = round(row[metric], 4)
+            rows.append(
+                {"metric": f"FIM ablation {name}: {label}", "ours": ours, "paper": None, "source": source, "note": note}
+            )
+    return rows + finding_rows(findings)
+
+
+def plot_fim_ablation(results: Mapping, path: str | Path | None = None):
+    """Figure 3's panels: each metric against training steps, one line per setting (the paper's four solid,
+    the extensions dashed, the reseeded control dotted grey); saved to ``path`` (default
+    ``figures/<scale>/fim_ablation.png``); returns the figure."""
+    title = f"FIM ablation at scale {results['scale']} (DeepSeek-Coder Fig. 3, extended)"
+    return plot_curves(FIM, results, path or figure_path(results["scale"], "fim_ablation.png"), title)

@@ -1,0 +1,142 @@
+"""The FIM ablation's findings: each claim of :data:`dslib.paper.FIM_FINDINGS` (DeepSeek-Coder §3.1.2; Bavarian
+et al. 2022) tested on the runs of :data:`dslib.ablation.fim.FIM`, and a few lines of prose with the numbers.
+
+The rule (:mod:`dslib.ablation.findings`). Two settings are compared on the same items (infilling tasks,
+held-out sequences, problems) at their last evaluation; a difference is clear when it exceeds two paired
+standard errors, the metric's floor (2 points of exact match or pass@1, 1% of a loss) and the gap between two
+seeds of FIM 0% (:data:`~dslib.ablation.fim.CONTROL`). Exact match (or pass@1) decides where it is clear, else
+the smooth loss. "No left-to-right cost" means a rise clearly below ``L2R_TOLERANCE`` (1%). Every finding is too
+small to tell until the runs show a clear FIM effect at all (:func:`fim_effect`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from dslib.ablation.fim import CONTROL, FIM, FIM_GRID, METRICS, PAPER_SETTINGS, RATE_SWEEP
+from dslib.ablation.findings import (
+    AGREES,
+    DISAGREES,
+    TOO_SMALL,
+    Comparison,
+    Effect,
+    Z,
+    compare,
+    directional,
+    final_table,
+    items,
+    judge,
+    seed_gap,
+)
+from dslib.paper import FIM_FINDINGS
+
+L2R_TOLERANCE = 0.01  # "no left-to-right cost": the loss rises by less than 1% of the FIM-0% model's
+INFILL = ("infill_em_psm", "middle_loss_psm")
+FIM_EFFECT = ("psm_0.5", "fim_0")  # the effect every finding presupposes: FIM training teaches infilling
+
+
+def _directional(results: Mapping, metric: str, pairs: Sequence[tuple[str, str]], expected: int) -> tuple[str, str]:
+    return directional(FIM, results, metric, pairs, expected)
+
+
+def _l2r_cost(results: Mapping, metric: str = "l2r_loss") -> tuple[str, str]:
+    """Bavarian et al. §4.2: at rates up to 90% the held-out loss rises by clearly less than ``L2R_TOLERANCE``
+    of FIM 0%'s (no cost), while at 100% it rises by clearly more."""
+    base = items(results, "fim_0", metric)
+    tolerance = L2R_TOLERANCE * float(np.mean(base))
+    gap = seed_gap(FIM, results, metric)
+    states, parts = {}, []
+    for name in ("psm_0.25", "psm_0.5", "psm_0.9", "psm_1.0"):
+        c = compare(items(results, name, metric), base, METRICS[metric], gap)
+        cost, band = -c["gain"], max(Z * c["se"], gap)
+        states[name] = +1 if cost - band > tolerance else -1 if cost + band < tolerance else 0  # +1 costs, -1 free
+        parts.append(f"{name} {cost:+.4f} ± {band:.4f}")
+    low, full = [states[n] for n in ("psm_0.25", "psm_0.5", "psm_0.9")], states["psm_1.0"]
+    if any(s == +1 for s in low) or full == -1:
+        verdict = DISAGREES
+    elif all(s == -1 for s in low) and full == +1:
+        verdict = AGREES
+    else:
+        verdict = TOO_SMALL
+    return verdict, f"loss rise over fim_0 (tolerance {tolerance:.4f}): " + ", ".join(parts)
+
+
+def _joint(results: Mapping, family: str) -> tuple[str, str]:
+    """Transfer under joint training: the joint model clearly beats FIM 0% in both prompt formats."""
+    verdicts = [_directional(results, f"{family}_{mode}", [("joint_0.5", "fim_0")], +1) for mode in ("psm", "spm")]
+    found = [v for v, _ in verdicts]
+    verdict = DISAGREES if DISAGREES in found else AGREES if all(v == AGREES for v in found) else TOO_SMALL
+    return verdict, "; ".join(f"{m.upper()}: {text}" for m, (_, text) in zip(("psm", "spm"), verdicts, strict=True))
+
+
+def _versus_others(expected: int):
+    return lambda r, m: _directional(r, m, [("psm_1.0", o) for o in ("fim_0", "psm_0.5", "msp_0.5")], expected)
+
+
+# Each finding: the settings it compares, the metrics it may be decided on (in order), and its test.
+COMPARISONS: dict[str, Comparison] = {
+    "fim100_best_infilling": Comparison(PAPER_SETTINGS, INFILL, _versus_others(+1)),
+    "fim100_worst_completion": Comparison(PAPER_SETTINGS, ("humaneval_pass@1", "l2r_loss"), _versus_others(-1)),
+    "psm50_beats_msp50": Comparison(
+        ("psm_0.5", "msp_0.5"), INFILL, lambda r, m: _directional(r, m, [("psm_0.5", "msp_0.5")], +1)
+    ),
+    "no_l2r_cost_to_90": Comparison(RATE_SWEEP, ("l2r_loss",), _l2r_cost),
+    "joint_transfer": Comparison(("joint_0.5", "fim_0"), ("infill_em", "middle_loss"), _joint),
+    "psm_only_fails_spm_variant1": Comparison(
+        ("spm_0.5", "psm_0.5"), INFILL, lambda r, m: _directional(r, m, [("spm_0.5", "psm_0.5")], -1)
+    ),
+}
+
+
+def fim_effect(results: Mapping) -> tuple[bool, str]:
+    """Whether the runs learned FIM at all: 50% PSM clearly beats FIM 0% on infilling (exact match, else the
+    middle loss), and the numbers that say so."""
+    texts = []
+    for metric in INFILL:
+        verdict, text = _directional(results, metric, [FIM_EFFECT], +1)
+        if verdict == AGREES:
+            return True, text
+        texts.append(text)
+    return False, "; ".join(texts)
+
+
+def fim_findings(results: Mapping) -> list[dict]:
+    """For each of :data:`dslib.paper.FIM_FINDINGS`: ``verdict`` (agrees / disagrees / too small to tell / not
+    run), the ``basis`` metric that decided it, the ``evidence`` in numbers and ``by_metric``
+    (:func:`dslib.ablation.findings.judge`; ``infill_em`` and ``middle_loss`` stand for both prompt formats)."""
+    return judge(FIM, results, FIM_FINDINGS, COMPARISONS, Effect("FIM effect", FIM_EFFECT, fim_effect))
+
+
+def summarize(results: Mapping, findings: Sequence[Mapping]) -> str:
+    """A few lines of prose with the run's own numbers: the FIM effect, the best infilling setting, the
+    left-to-right cost of 100% FIM, the seed-to-seed gap, and each finding's verdict."""
+    table = {row["setting"]: row for row in final_table(FIM, results)}
+    learned, effect = fim_effect(results) if all(s in table for s in FIM_EFFECT) else (False, "not run")
+    lines = [f"FIM effect (psm_0.5 vs fim_0): {'clear' if learned else 'not clear'}: {effect}."]
+    grid_rows = [row for name, row in table.items() if name in FIM_GRID]
+    best_em = max(grid_rows, key=lambda r: r["infill_em_psm"])
+    best_loss = min(grid_rows, key=lambda r: r["middle_loss_psm"])
+    if best_em["infill_em_psm"] == min(r["infill_em_psm"] for r in grid_rows):
+        by_em = f"exact match is {best_em['infill_em_psm']:.3f} for every setting"
+    else:
+        by_em = f"{best_em['setting']} by exact match ({best_em['infill_em_psm']:.3f})"
+    lines.append(
+        f"Best PSM infilling: {by_em}; {best_loss['setting']} by middle loss "
+        f"({best_loss['middle_loss_psm']:.3f} nats/token)."
+    )
+    if "fim_0" in table and "psm_1.0" in table:
+        base, full = table["fim_0"]["l2r_loss"], table["psm_1.0"]["l2r_loss"]
+        lines.append(
+            f"Held-out left-to-right loss: fim_0 {base:.4f}, psm_1.0 {full:.4f} ({100 * (full / base - 1):+.2f}%)."
+        )
+    if CONTROL in table:
+        gaps = ", ".join(
+            f"{m} {seed_gap(FIM, results, m):.4f}" for m in ("middle_loss_psm", "l2r_loss", "infill_em_psm")
+        )
+        lines.append(f"Two seeds of fim_0 differ by: {gaps}.")
+    for f in findings:
+        basis = f" (on {f['basis']})" if f["basis"] else ""
+        lines.append(f"- {f['claim']} → {f['verdict']}{basis}")
+    return "\n".join(lines)

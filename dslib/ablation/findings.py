@@ -1,0 +1,173 @@
+"""Paired findings: two settings compared on the same items at their last evaluation, a difference called
+clear only beyond its noise band (paired standard errors, the metric's floor, the gap between two seeds), and
+each of the paper's claims judged on the numbers: agrees, disagrees, too small to tell, or not run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dslib.ablation.grid import Experiment, Metric
+
+Z = 2.0  # a difference is clear when it exceeds Z paired standard errors (about 95%) and the metric's floor
+AGREES, DISAGREES, TOO_SMALL, NOT_RUN = "agrees", "disagrees", "too small to tell", "not run"
+
+# A test of one claim on one metric: (results, metric) → (verdict, the evidence in numbers).
+Test = Callable[[Mapping, str], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How one claim is tested: the ``settings`` it needs, the ``metrics`` it may be decided on, in order (the
+    first that is clear decides; a family name such as ``infill_em`` stands for all its members), and ``test``."""
+
+    settings: tuple[str, ...]
+    metrics: tuple[str, ...]
+    test: Test
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The effect every claim presupposes (FIM training teaches infilling at all): until ``test`` says it is
+    clear, every claim is too small to tell."""
+
+    name: str
+    settings: tuple[str, ...]
+    test: Callable[[Mapping], tuple[bool, str]]
+
+
+def final(results: Mapping, setting: str) -> dict | None:
+    """The last evaluation of ``setting``, or ``None`` when it was not run."""
+    run = results["settings"].get(setting)
+    return run["evals"][-1] if run and run["evals"] else None
+
+
+def items(results: Mapping, setting: str, metric: str) -> list[float] | None:
+    """The per-item values of ``metric`` at the last evaluation of ``setting`` (``None`` when missing)."""
+    last = final(results, setting)
+    return last["items"].get(metric) if last else None
+
+
+def final_table(experiment: Experiment, results: Mapping) -> list[dict]:
+    """One row per setting: the step of its last evaluation and every metric there."""
+    rows = []
+    for name in results["settings"]:
+        last = final(results, name)
+        row = {"setting": name, "step": last and last["step"]}
+        rows.append(row | {m: last.get(m) for m in experiment.metrics if last and m in last})
+    return rows
+
+
+def seed_gap(experiment: Experiment, results: Mapping, metric: str) -> float:
+    """How far ``metric`` moved between a setting and its reseeded control (the largest such gap; 0 without
+    a control run)."""
+    gaps = [0.0]
+    for name, setting in experiment.settings.items():
+        a, b = final(results, setting.control_of) if setting.control_of else None, final(results, name)
+        if a is not None and b is not None and metric in a and metric in b:
+            gaps.append(abs(a[metric] - b[metric]))
+    return max(gaps)
+
+
+def compare(a: Sequence[float], b: Sequence[float], metric: Metric, noise: float = 0.0) -> dict:
+    """``a`` against ``b`` on the same items of ``metric``: the ``gain`` of ``a`` (positive = better), its paired
+    standard error ``se``, the ``threshold`` a clear gain must exceed, and ``sign``: +1 or -1 when the gain is
+    clear, 0 when it is too small to tell.
+
+    The threshold is the largest of ``Z`` paired standard errors (the evaluation set's sampling noise), the
+    metric's floor (relative to ``b``'s mean where ``metric.relative``) and ``noise`` (the seed gap).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(
+            f"{metric.description}: compare needs the same non-empty items for both runs, got {a.shape} and {b.shape}"
+        )
+    gain = (a - b) if metric.higher_is_better else (b - a)
+    se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.inf
+    floor = metric.floor * abs(float(b.mean())) if metric.relative else metric.floor
+    threshold = max(Z * se, floor, noise)
+    mean = float(gain.mean())
+    return {"gain": mean, "se": se, "threshold": threshold, "sign": int(np.sign(mean)) if abs(mean) > threshold else 0}
+
+
+def compare_settings(experiment: Experiment, results: Mapping, a: str, b: str, metric: str) -> tuple[dict, str]:
+    """:func:`compare` of settings ``a`` and ``b`` at their last evaluation, beyond the seed gap, and a line
+    of text with the numbers."""
+    gap = seed_gap(experiment, results, metric)
+    c = compare(items(results, a, metric), items(results, b, metric), experiment.metrics[metric], gap)
+    va, vb = final(results, a)[metric], final(results, b)[metric]
+    return c, f"{a} {va:.3f} vs {b} {vb:.3f} (gain {c['gain']:+.3f}, clear beyond {c['threshold']:.3f})"
+
+
+def directional(
+    experiment: Experiment, results: Mapping, metric: str, pairs: Sequence[tuple[str, str]], expected: int
+) -> tuple[str, str]:
+    """Agrees when every ``(a, b)`` clearly goes the ``expected`` way (+1: ``a`` is better), disagrees when one
+    clearly goes the other way, too small to tell otherwise."""
+    compared = [compare_settings(experiment, results, a, b, metric) for a, b in pairs]
+    signs = [c["sign"] for c, _ in compared]
+    if any(s == -expected for s in signs):
+        verdict = DISAGREES
+    elif all(s == expected for s in signs):
+        verdict = AGREES
+    else:
+        verdict = TOO_SMALL
+    return verdict, "; ".join(text for _, text in compared)
+
+
+def judge(
+    experiment: Experiment,
+    results: Mapping,
+    claims: Sequence,
+    comparisons: Mapping[str, Comparison],
+    effect: Effect | None = None,
+) -> list[dict]:
+    """For each claim (with ``key``, ``claim``, ``source``, as :class:`dslib.paper.Finding`): ``verdict``, the
+    ``basis`` metric that decided it (every metric tried, joined by " / ", when none did), the ``evidence`` in
+    numbers, and ``by_metric``, the verdict on each metric tried; ``comparisons[claim.key]`` says how."""
+    needed_for_effect = effect.settings if effect else ()
+    ready = effect is not None and all(final(results, s) is not None for s in effect.settings)
+    learned, shown = effect.test(results) if ready else (effect is None, "")
+    rows = []
+    for claim in claims:
+        comparison = comparisons[claim.key]
+        row = {"key": claim.key, "claim": claim.claim, "source": claim.source, "by_metric": {}}
+        needed = list(dict.fromkeys([*comparison.settings, *needed_for_effect]))
+        missing = [s for s in needed if final(results, s) is None]
+        tried = {}
+        for metric in comparison.metrics if not missing else ():
+            names = experiment.members(metric)
+            if all(items(results, s, n) is not None for s in comparison.settings for n in names):
+                tried[metric] = comparison.test(results, metric)
+        if missing or not tried:
+            why = f"needs {', '.join(missing)}" if missing else "none of its metrics was evaluated"
+            rows.append(row | {"verdict": NOT_RUN, "basis": None, "evidence": why})
+            continue
+        basis = next((m for m, (v, _) in tried.items() if v != TOO_SMALL), None)
+        if basis is not None:
+            verdict, evidence = tried[basis]
+        else:  # no metric decides: the reader sees every comparison that was tried, not just the first
+            basis = " / ".join(tried)
+            verdict, evidence = TOO_SMALL, "; ".join(f"{m}: {text}" for m, (_, text) in tried.items())
+        if not learned:
+            verdict, evidence = TOO_SMALL, f"no clear {effect.name} yet ({shown}); {evidence}"
+        by_metric = {m: v for m, (v, _) in tried.items()}
+        rows.append(row | {"verdict": verdict, "basis": basis, "evidence": evidence, "by_metric": by_metric})
+    return rows
+
+
+def finding_rows(findings: Sequence[Mapping]) -> list[dict]:
+    """Rows for :func:`dslib.results.record`: each finding's verdict beside the paper's claim."""
+    return [
+        {
+            "metric": f"finding: {f['claim']}",
+            "ours": f["verdict"],
+            "paper": "holds",
+            "source": f["source"],
+            "note": f"{f['basis']}: {f['evidence']}",
+        }
+        for f in findings
+    ]
