@@ -19,6 +19,7 @@ SCALES = ("smoke", "cpu", "gpu", "paper")
 FIM_MODES = ("psm", "spm", "msp")
 FIM_LEVELS = ("document", "context")
 LR_SCHEDULES = ("multistep", "cosine")
+REPO_LEVELS = ("dependency", "random", "file")
 # The MinHash hash family of dslib.data.dedup, in DataConfig so that a corpus built with another one is rebuilt.
 # 1: datasketch affine32 over BLAKE2b word hashes; 2: rensa R-MinHash over numpy word hashes.
 DEDUP_HASH_VERSION = 2
@@ -111,12 +112,17 @@ class DataConfig:
     docs_folders: tuple[str, ...] = ()  # folders of documentation, each sub-folder a repository
     num_proc: int = 2
     num_shards: int = 8
-    heldout_fraction: float = 0.05  # repositories held out for tokenizer compression and loss
+    # How a repository's kept files become training documents (§2.2; Table 7's "w/o repo pre-training"):
+    # "dependency" (paper: one sample, files in Algorithm 1's order), "random" (one sample, files shuffled with
+    # the seed) or "file" (each file its own document). Filtering, dedup and decontamination are the same for all.
+    repo_level: str = "dependency"
+    heldout_fraction: float = 0.05  # repositories held out for tokenizer compression, loss and cross-file completion
     heldout_repos: tuple[str, ...] = ()  # held out whatever the draw (by name or path): a benchmark's repositories
     seed: int = 0
 
     def __post_init__(self):
         _positive(self, "max_file_bytes", "dedup_ngram", "dedup_num_perm", "num_proc", "num_shards")
+        _choice(self.repo_level, REPO_LEVELS, "DataConfig.repo_level")
         if not 0 < self.dedup_threshold <= 1:
             raise ConfigError(f"DataConfig.dedup_threshold={self.dedup_threshold} must be in (0, 1]")
         _choice(self.dedup_hash_version, (DEDUP_HASH_VERSION,), "DataConfig.dedup_hash_version")
@@ -374,6 +380,31 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class CrossFileConfig:
+    """Cross-file completion on held-out repositories with BM25 retrieval (DeepSeek-Coder Table 7; CrossCodeEval)."""
+
+    max_input_tokens: int = 2048  # paper: maximum sequence length 2048 (prompt + output)
+    max_new_tokens: int = 50  # paper: maximum output length 50
+    crossfile_tokens: int = 512  # paper: cross-file context of at most 512 tokens
+    top_k: int = 5  # CrossCodeEval: the top 5 chunks
+    chunk_lines: int = 10  # CrossCodeEval: 10-line chunks
+    chunk_stride: int = 5  # CrossCodeEval: a sliding window of 5 lines (10 = disjoint chunks)
+    query_lines: int = 10  # CrossCodeEval: the last 10 lines of the prefix
+    next_chunk: bool = False  # retrieve the chunk after each match instead (CrossCodeEval's option)
+    max_points_per_repo: int = 100  # completion points per held-out repository (evenly spread)
+    max_points: int | None = None  # points in all (evenly spread; None = all)
+
+    def __post_init__(self):
+        _positive(self, "max_input_tokens", "max_new_tokens", "top_k", "chunk_lines", "chunk_stride", "query_lines")
+        _positive(self, "max_points_per_repo")
+        if self.max_new_tokens + self.crossfile_tokens >= self.max_input_tokens:
+            raise ConfigError(
+                f"CrossFileConfig.max_input_tokens={self.max_input_tokens} must exceed max_new_tokens plus "
+                f"crossfile_tokens ({self.max_new_tokens} + {self.crossfile_tokens})"
+            )
+
+
+@dataclass(frozen=True)
 class AblationConfig:
     """A controlled experiment at this scale (``dslib.ablation``): every setting trains ``steps`` steps of
     ``TrainConfig``'s batch and is evaluated at ``evals`` evenly spaced steps."""
@@ -401,6 +432,7 @@ class Scale:
     long_context: LongContextConfig = field(default_factory=LongContextConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
+    crossfile: CrossFileConfig = field(default_factory=CrossFileConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
 
     def to_dict(self) -> dict:
@@ -500,6 +532,7 @@ PRESETS: dict[str, Scale] = {
             checkpoint_every=12,
             validation_rows=32,
         ),
+        crossfile=CrossFileConfig(max_input_tokens=512, max_new_tokens=16, crossfile_tokens=128, max_points=24),
         ablation=AblationConfig(steps=12, evals=2, tasks=8, heldout_sequences=16, humaneval=False),
     ),
     "cpu": Scale(
@@ -531,6 +564,8 @@ PRESETS: dict[str, Scale] = {
             seq_len=1024,
             checkpoint_every=50,
         ),
+        # The window after the long-context stage (4 × 256); a quarter of it for cross-file context, as the paper.
+        crossfile=CrossFileConfig(max_input_tokens=1024, crossfile_tokens=256, max_points_per_repo=500),
         # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
         ablation=AblationConfig(steps=400, evals=4, tasks=150, heldout_sequences=128, humaneval=False),
     ),

@@ -2,7 +2,8 @@
 
 Each stage has a function that returns its rows (``dslib.data.report.result_rows``, ``dslib.tokenizer.result_rows``,
 ``dslib.fim.result_rows``, ``dslib.ablation.fim.result_rows``, ``dslib.model_analysis.result_rows``,
-``dslib.training.metrics.result_rows``, ``dslib.instruct.finetune.result_rows``); a notebook ends with
+``dslib.training.metrics.result_rows``, ``dslib.eval.crossfile.result_rows``,
+``dslib.ablation.repo_level.result_rows``, ``dslib.instruct.finetune.result_rows``); a notebook ends with
 :func:`closing_table` of them.
 """
 

@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import datasets
@@ -273,9 +274,12 @@ def ensure_tokenizer(scale: Scale | str | None = None) -> Tokenizer:
     """The scale's tokenizer from ``artifacts/<scale>/tokenizer/``, trained on the train split when missing.
 
     It trains on the first ``TokenizerConfig.train_bytes`` of the repositories in a seeded random order; a
-    change of the data or tokenizer config retrains it.
+    change of the data or tokenizer config retrains it. ``data.repo_level`` is the exception: every value keeps
+    the same files (:mod:`dslib.data.repo_level`), and one tokenizer, trained on the paper's repository samples,
+    serves all three, so that the repository-level ablation's models share a vocabulary and its evaluation.
     """
     scale = resolve(scale)
+    scale = replace(scale, data=replace(scale.data, repo_level="dependency"))
     cfg = scale.tokenizer
     config = {"tokenizer": cfg, "data": scale.data}
 

