@@ -283,10 +283,10 @@ def test_load_crosscodeeval_reads_the_official_schema(tmp_path, gz):
 
 def test_load_crosscodeeval_names_the_bad_line(tmp_path):
     missing = {k: v for k, v in OFFICIAL.items() if k != "groundtruth"}
-    with pytest.raises(ValueError, match=r"jsonl:2: missing CrossCodeEval fields \['groundtruth'\]"):
+    with pytest.raises(ValueError, match=r"jsonl: record 2: missing CrossCodeEval fields \['groundtruth'\]"):
         load_crosscodeeval(_official(tmp_path, [OFFICIAL, missing]))
     (tmp_path / "bad.jsonl").write_text(json.dumps(OFFICIAL) + "\n{not json\n")
-    with pytest.raises(ValueError, match="bad.jsonl:2: not a JSON object"):
+    with pytest.raises(ValueError, match="bad.jsonl:2: not a JSON record"):
         load_crosscodeeval(tmp_path / "bad.jsonl")
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no CrossCodeEval records"):

@@ -108,7 +108,7 @@ def test_saved_generations_are_never_lost_or_misread(tmp_path, caplog):
     with pytest.raises(ValueError, match="g.jsonl:1: not a JSON record"):
         suite.read_generations(path)
     path.write_text(json.dumps({k: v for k, v in good.items() if k != "generation"}) + "\n")
-    with pytest.raises(ValueError, match="g.jsonl:1: a generation record needs"):
+    with pytest.raises(ValueError, match="g.jsonl: record 1: a generation record needs"):
         suite.read_generations(path)
 
 

@@ -209,10 +209,10 @@ def test_too_long_rows_are_counted_skips(tok, caplog):
 def test_jsonl_errors_name_the_line(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text('{"instruction": "a", "output": "b"}\n\n{"instruction": \n')
-    with pytest.raises(InstructDataError, match=r"data\.jsonl:3: not valid JSON"):
+    with pytest.raises(InstructDataError, match=r"data\.jsonl:3: not a JSON record"):
         read_rows(path)
     path.write_text('["a", "b"]\n')
-    with pytest.raises(InstructDataError, match=r"data\.jsonl:1: a row must be a JSON object"):
+    with pytest.raises(InstructDataError, match=r"data\.jsonl:1: a record must be a JSON object"):
         read_rows(path)
 
 

@@ -20,7 +20,6 @@ JSONL for those who have it. Both come out as records of CrossCodeEval's schema 
 
 from __future__ import annotations
 
-import gzip
 import json
 import keyword
 import re
@@ -43,6 +42,7 @@ from dslib.eval.generation import complete, encode, load_hf_model, subset
 from dslib.eval.likelihood import continuation_token_losses
 from dslib.eval.names import LANGUAGES, file_uses
 from dslib.eval.retrieval import Retriever, crossfile_text
+from dslib.jsonl import read_jsonl
 from dslib.paper import TABLE7
 from dslib.tokenizer import encode_text, ensure_tokenizer, split_sample
 
@@ -187,26 +187,16 @@ def load_crosscodeeval(path: str | Path) -> list[dict]:
 
     A line that is not JSON or lacks a field is an error naming the file and line.
     """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    records = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not a JSON object ({error})") from None
-            missing = [f for f in FIELDS if f not in row] if isinstance(row, dict) else list(FIELDS)
-            if missing:
-                raise ValueError(f"{path}:{number}: missing CrossCodeEval fields {missing}")
-            context = row["crossfile_context"]
-            if isinstance(context, str):
-                row["crossfile_context"] = {"text": context, "list": []}
-            elif not isinstance(context, dict) or "text" not in context:
-                raise ValueError(f"{path}:{number}: crossfile_context needs a 'text' field")
-            records.append(row)
+    records = read_jsonl(path)
+    for number, row in enumerate(records, 1):
+        missing = [f for f in FIELDS if f not in row]
+        if missing:
+            raise ValueError(f"{path}: record {number}: missing CrossCodeEval fields {missing}")
+        context = row["crossfile_context"]
+        if isinstance(context, str):
+            row["crossfile_context"] = {"text": context, "list": []}
+        elif not isinstance(context, dict) or "text" not in context:
+            raise ValueError(f"{path}: record {number}: crossfile_context needs a 'text' field")
     if not records:
         raise ValueError(f"{path}: no CrossCodeEval records")
     return records

@@ -26,6 +26,7 @@ from dslib.config import EvalConfig
 from dslib.eval.generation import complete, load_hf_model, subset
 from dslib.eval.metrics import mean_pass_at_k
 from dslib.eval.tasks import TASKS, Task, TaskNotBuilt, get_task
+from dslib.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +59,11 @@ def read_generations(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no generations file at {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            if number == len(lines):
-                log.warning("%s:%d: incomplete last record skipped (%s)", path, number, err.msg)
-                continue
-            raise ValueError(f"{path}:{number}: not a JSON record ({err.msg})") from err
+    records = read_jsonl(path, cut_last_ok=True)
+    for number, record in enumerate(records, 1):
         missing = [f for f in RECORD_FIELDS if f not in record]
         if missing or not isinstance(record.get("generation"), str):
-            raise ValueError(f"{path}:{number}: a generation record needs {RECORD_FIELDS} (missing {missing})")
-        records.append(record)
+            raise ValueError(f"{path}: record {number}: a generation record needs {RECORD_FIELDS} (missing {missing})")
     return records
 
 

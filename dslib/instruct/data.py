@@ -9,7 +9,6 @@ pairs; the test problems (11–510) that the evaluation scores never enter train
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 from collections import Counter
@@ -21,6 +20,7 @@ import datasets
 import numpy as np
 import torch
 
+from dslib import jsonl
 from dslib.config import InstructConfig, Scale
 from dslib.eval.data import read_jsonl
 from dslib.instruct.template import IGNORE_INDEX, InstructDataError, encode_example
@@ -61,19 +61,7 @@ def mbpp_pairs(split: str = "train") -> list[dict]:
 
 def read_rows(path: str | Path) -> list[dict]:
     """The rows of a JSONL file; a line that is not a JSON object is an error naming the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InstructDataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InstructDataError(f"{path}:{number}: a row must be a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return jsonl.read_jsonl(path, error=InstructDataError)
 
 
 def load_rows(source: str | Path, split: str = "train") -> tuple[list[dict], str]:
