@@ -346,12 +346,20 @@ class AblationConfig:
 
     steps: int = 8_000  # the FIM ablation's Figure 3 (§3.1.2) runs to 8000 steps
     evals: int = 4
-    tasks: int | None = None  # benchmark tasks per evaluation (None = the benchmark's EvalConfig limit)
+    tasks: int | None = None  # tasks scored by loss per evaluation (None = every task of the benchmark)
+    # Tasks scored by generation (exact match, and pass@1 by running the infilled program) per evaluation
+    # (None = the benchmark's EvalConfig limit): greedy decoding costs far more per task than a loss.
+    generation_tasks: int | None = None
+    heldout_lines: int = 1_000  # single-line infilling tasks cut from the held-out repositories' Python files
     heldout_sequences: int = 512  # held-out sequences for the left-to-right loss
     humaneval: bool = True  # HumanEval pass@1 at each evaluation (off where a small model scores 0)
+    seeds: int = 1  # runs of each compared setting, seeds 0 .. seeds-1: their spread is the noise band
+    settings: tuple[str, ...] | None = None  # the grid's settings to run (None = all)
+    # Train on these languages' files only (the paper's ablation: a Python subset); () = the whole corpus and mix.
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self):
-        _positive(self, "steps", "evals", "heldout_sequences")
+        _positive(self, "steps", "evals", "heldout_sequences", "heldout_lines", "seeds")
 
 
 @dataclass(frozen=True)
@@ -455,7 +463,9 @@ PRESETS: dict[str, Scale] = {
         ),
         long_context=LongContextConfig(steps=4, batch_size=4),
         eval=EvalConfig(humaneval_limit=4, infilling_limit=12, max_new_tokens=16, batch_size=4, timeout=5.0),
-        ablation=AblationConfig(steps=12, evals=2, tasks=8, heldout_sequences=16, humaneval=False),
+        ablation=AblationConfig(
+            steps=12, evals=2, tasks=8, generation_tasks=4, heldout_lines=16, heldout_sequences=16, humaneval=False
+        ),
     ),
     "cpu": Scale(
         name="cpu",
