@@ -39,7 +39,7 @@ import numpy as np
 from dslib.ablation.figures import plot_curves
 from dslib.ablation.findings import final_table as _final_table
 from dslib.ablation.findings import finding_rows
-from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting
+from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting, eval_steps
 from dslib.ablation.runs import finished, run_grid
 from dslib.ablation.runs import load_results as _load_results
 from dslib.artifacts import artifact_dir, figure_path, fingerprint
@@ -292,6 +292,58 @@ def stream_summary(scale: Scale, tok) -> dict:
         "sentinel_sequence_rate": len(holding) / data.num_sequences,
         "whole_fim_documents": int(whole.sum()),
         "share_of_stream_trained_on": seen,
+    }
+
+
+# The paper's document-level FIM is kept unless it leaves fewer training sequences with a FIM middle than this
+# share of the FIM rate: at a tenth of the configured rate, a run sees too few infilling examples to learn from
+# (at smoke scale, 0.06% of the sequences held a middle at a rate of 50%).
+DOCUMENT_LEVEL_MIN_SHARE = 0.1
+
+
+def fim_level_check(scale: Scale) -> dict:
+    """Whether document-level FIM (DeepSeek-Coder §3.1, the paper's method) can work at ``scale``'s window: the
+    share of training sequences holding a FIM middle at 50% PSM under document-level and under context-level FIM
+    (Bavarian et al. 2022 §4.3, the documented deviation), the FIM examples one ablation run would see under
+    each, and ``document_level_works``: the document-level share reaches ``DOCUMENT_LEVEL_MIN_SHARE`` of the
+    rate. Repository samples much longer than the window put one middle in many sequences' worth of text."""
+    tok = ensure_tokenizer(scale)
+    fim = replace(scale.fim, fim_rate=0.5, mode="psm")
+    shares = {
+        level: stream_statistics(packed_dataset(scale, "train", replace(fim, level=level)), tok=tok)["sequence_rate"]
+        for level in ("document", "context")
+    }
+    sequences = scale.ablation.steps * scale.train.global_batch_size
+    return {
+        "window": scale.train.seq_len,
+        "document_sequence_rate": shares["document"],
+        "context_sequence_rate": shares["context"],
+        "document_examples_per_run": round(shares["document"] * sequences),
+        "context_examples_per_run": round(shares["context"] * sequences),
+        "document_level_works": shares["document"] >= DOCUMENT_LEVEL_MIN_SHARE * fim.fim_rate,
+        "level_used": scale.fim.level,
+    }
+
+
+def grid_hours(scale: Scale, step_s: float, loss_task_s: float, generation_task_s: float, tasks: int = 1033) -> dict:
+    """The grid's projected hours at ``scale`` from measured costs (``benchmarks/fim_ablation_sizing.py``): a
+    training step, the middle losses of one task in both formats, greedy infilling of one task in both formats.
+    ``tasks`` single-line tasks (plus ``AblationConfig.heldout_lines``) are scored by loss at each evaluation; a
+    held-out sequence costs a third of a training step's share per sequence (a forward pass only)."""
+    config = scale.ablation
+    runs, evals = len(grid(scale)), len(eval_steps(config))
+    generated = config.generation_tasks if config.generation_tasks is not None else scale.eval.infilling_limit
+    generated = min(generated or tasks, tasks)
+    heldout_s = config.heldout_sequences * step_s / (3 * scale.train.global_batch_size)
+    evaluation_s = (tasks + config.heldout_lines) * loss_task_s + generated * generation_task_s + heldout_s
+    train_h = runs * config.steps * step_s / 3600
+    eval_h = runs * evals * evaluation_s / 3600
+    return {
+        "runs": runs,
+        "train_h": train_h,
+        "eval_h": eval_h,
+        "total_h": train_h + eval_h,
+        "eval_share": eval_h / (train_h + eval_h),
     }
 
 

@@ -19,6 +19,7 @@ files of the corpus's held-out repositories, inside their repository sample as t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 
 from dslib.config import EvalConfig, Scale
@@ -30,6 +31,7 @@ from dslib.eval.tasks.base import Task
 from dslib.fim import fim_prompt
 
 NUM_TASKS = 1033  # Bavarian et al. 2022 §5.1; Fried et al. 2022
+LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 
 
 def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dict]:
@@ -75,7 +77,8 @@ def heldout_line_tasks(scale: Scale | str | None = None, limit: int = 1_000, lan
             if lang != language:
                 continue
             offset = start
-            for number, line in enumerate(row["text"][start:end].splitlines(keepends=True)):
+            # Lines end at "\n" only, as the benchmark's lines do (str.splitlines also splits at form feeds).
+            for number, line in enumerate(LINE.findall(row["text"][start:end])):
                 if line.strip():
                     key = hashlib.sha256(f"{row['repo']}/{path}:{number}".encode()).digest()
                     candidates.append((key, index, path, number, offset, offset + len(line)))
