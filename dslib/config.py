@@ -356,6 +356,7 @@ class AblationConfig:
     seeds: int = 1  # runs of each compared setting, seeds 0 .. seeds-1: their spread is the noise band
     settings: tuple[str, ...] | None = None  # the grid's settings to run (None = all)
     # Train on these languages' files only (the paper's ablation: a Python subset); () = the whole corpus and mix.
+    # Packing reads it for every stream of the scale, so set it for an ablation run (--set), not in a preset.
     languages: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -487,8 +488,24 @@ PRESETS: dict[str, Scale] = {
         ),
         long_context=LongContextConfig(steps=100, batch_size=8),
         eval=EvalConfig(max_new_tokens=128, max_input_tokens=1024, batch_size=16),
-        # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
-        ablation=AblationConfig(steps=400, evals=4, tasks=150, heldout_sequences=128, humaneval=False),
+        # FIM ablation, sized to ~2 h on two free cores (README "The FIM ablation, decided"). Measured
+        # (benchmarks/fim_ablation_sizing.py, CPU time on one thread): a training step 2.05 s, the middle losses of
+        # one task in both formats 0.063 s (0.031 steps), greedy infilling of one task in both formats 0.098 s.
+        # On two free cores a step takes 1.0-1.5 s (the previous grid's measured run): with 1.25 s, one evaluation
+        # (1033 + 300 tasks x 2 formats, 32 generated and run, 128 held-out sequences) is ~59 s, one run of
+        # 400 steps 500 s + 59 s; 12 runs = 1 h 52 min (projection), evaluation 10.6%. Two evaluations per run
+        # would be 19%, so each run is evaluated once, at its end. 12 runs = 6 settings x 2 seeds: the rate
+        # sweep's 25% and 90% are dropped, not the second seed (the band needs it).
+        ablation=AblationConfig(
+            steps=400,
+            evals=1,
+            generation_tasks=32,
+            heldout_lines=300,
+            heldout_sequences=128,
+            humaneval=False,
+            seeds=2,
+            settings=("fim_0", "psm_0.5", "psm_1.0", "msp_0.5", "spm_0.5", "joint_0.5"),
+        ),
     ),
     "gpu": Scale(
         name="gpu",
@@ -507,9 +524,10 @@ PRESETS: dict[str, Scale] = {
         ),
         long_context=LongContextConfig(steps=200, batch_size=64),
         eval=EvalConfig(max_new_tokens=300, batch_size=32, workers=8),
-        # FIM ablation: 2.0 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 9 runs × 600 steps take
-        # about 3 h of training, about 4 h with their evaluations.
-        ablation=AblationConfig(steps=600, evals=4, tasks=400, heldout_sequences=256),
+        # FIM ablation: 1.99 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 8 settings x 2 seeds x
+        # 600 steps = 9,600 steps, 5 h 20 min of training (projection); the evaluations (every task's losses, 400
+        # tasks generated and run, HumanEval) are not measured on the GPU yet: results.json records the split.
+        ablation=AblationConfig(steps=600, evals=2, generation_tasks=400, heldout_sequences=256, seeds=2),
     ),
     "paper": Scale(
         name="paper",
