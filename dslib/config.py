@@ -492,8 +492,8 @@ PRESETS: dict[str, Scale] = {
         # (benchmarks/fim_ablation_sizing.py, CPU time on one thread): a training step 2.05 s, the middle losses of
         # one task in both formats 0.063 s (0.031 steps), greedy infilling of one task in both formats 0.098 s.
         # On two free cores a step takes 1.0-1.5 s (the previous grid's measured run): with 1.25 s, one evaluation
-        # (1033 + 300 tasks x 2 formats, 32 generated and run, 128 held-out sequences) is ~59 s, one run of
-        # 400 steps 500 s + 59 s; 12 runs = 1 h 52 min (projection), evaluation 10.6%. Two evaluations per run
+        # (1033 + 300 tasks x 2 formats, 32 generated and run, 128 held-out sequences) is ~57 s, one run of
+        # 400 steps 500 s + 57 s; 12 runs = 1 h 52 min (projection), evaluation 10.3%. Two evaluations per run
         # would be 19%, so each run is evaluated once, at its end. 12 runs = 6 settings x 2 seeds: the rate
         # sweep's 25% and 90% are dropped, not the second seed (the band needs it).
         ablation=AblationConfig(

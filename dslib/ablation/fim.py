@@ -411,8 +411,9 @@ def first_token_losses(
 
 
 def result_rows(results: Mapping, findings: Sequence[Mapping]) -> list[dict]:
-    """Rows for :func:`dslib.results.record`: each grid setting's final infilling exact match (PSM, SPM) and
-    held-out left-to-right loss, and each finding's verdict beside the paper's claim."""
+    """Rows for :func:`dslib.results.record`: each grid setting's (seed 0's) final HumanEval-FIM pass@1 (PSM),
+    infilling exact match (PSM, SPM) and held-out left-to-right loss, and each finding's verdict beside the
+    paper's claim."""
     rows = []
     for row in final_table(results):
         name = row["setting"]
@@ -421,10 +422,13 @@ def result_rows(results: Mapping, findings: Sequence[Mapping]) -> list[dict]:
         source = "[P] §3.1.2, Fig. 3" if name in PAPER_SETTINGS else "[FIM] §4"
         note = f"step {row['step']}; middle loss PSM {row['middle_loss_psm']:.3f}, SPM {row['middle_loss_spm']:.3f}"
         for metric, label in (
+            ("infill_pass_psm", "HumanEval-FIM pass@1 (PSM)"),
             ("infill_em_psm", "infilling EM (PSM)"),
             ("infill_em_spm", "infilling EM (SPM)"),
             ("l2r_loss", "held-out L2R loss"),
         ):
+            if row.get(metric) is None:  # results recorded before the metric existed
+                continue
             ours = round(row[metric], 4)
             rows.append(
                 {"metric": f"FIM ablation {name}: {label}", "ours": ours, "paper": None, "source": source, "note": note}
