@@ -134,8 +134,8 @@ def fim_effect(results: Mapping) -> tuple[bool, str]:
     for metric in evaluated:
         verdict, text = _directional(results, metric, [FIM_EFFECT], +1)
         if verdict == AGREES:
-            return True, text
-        texts.append(text)
+            return True, f"{metric}: {text}"
+        texts.append(f"{metric}: {text}")
     return False, "; ".join(texts)
 
 

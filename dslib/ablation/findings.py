@@ -162,6 +162,8 @@ def compare_settings(
     text += f", seeds {len(runs_a)}/{len(runs_b)}"
     if c["seeds_needed"]:
         text += f"; ~{c['seeds_needed']} seeds per setting would decide it"
+    elif not c["sign"] and sd is not None:
+        text += "; more seeds cannot decide it: the gain is within the floor or the items' noise"
     return c, text + ")"
 
 
