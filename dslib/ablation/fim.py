@@ -388,11 +388,11 @@ def first_token_losses(
     prefix stopped, just before the hole sentinel and a whole suffix back, and training middles start at random
     characters, mostly mid-word, where a task's middle starts a line. After an SPM prompt the prefix's end sits
     right before the middle. ``later`` pools every later token of every task. ``settings`` defaults to the
-    runs that finished in ``directory`` (default ``artifacts/<scale>/fim_ablation/``).
+    seed-0 runs that finished in ``directory`` (default ``artifacts/<scale>/fim_ablation/``).
     """
     scale = resolve(scale)
     directory = Path(directory) if directory is not None else artifact_dir(scale.name, FIM.name, create=False)
-    settings = finished(FIM, directory) if settings is None else settings
+    settings = [n for n in finished(FIM, directory) if n in FIM_GRID] if settings is None else settings
     tok = ensure_tokenizer(scale)
     tasks, _ = ablation_tasks(scale, tok)
     rows = []
