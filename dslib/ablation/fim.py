@@ -4,16 +4,22 @@ The paper trains its 1.3B model on a Python subset four times, changing only the
 100% PSM, 50% MSP), and plots HumanEval-FIM, HumanEval and MBPP against training steps (Figure 3). We run the
 same controlled experiment at each scale and add what the paper left out: 50% SPM, 50% joint PSM+SPM
 (Bavarian et al. 2022, Table 1) and the PSM rate sweep 0.25 / 0.5 / 0.9 (Bavarian et al. §4.2). Every run has
-the scale's model, data, seed and token budget (``AblationConfig.steps`` steps of ``TrainConfig``'s batch); only
-``fim.fim_rate`` and ``fim.mode`` differ. One control run, FIM 0% with the next seed (:data:`CONTROL`), measures
-how far two runs differ by chance, which one seed per setting cannot show.
+the scale's model, data and token budget (``AblationConfig.steps`` steps of ``TrainConfig``'s batch); only
+``fim.fim_rate``, ``fim.mode`` and the seed differ. :func:`grid` picks the runs: ``AblationConfig.settings``,
+each with ``AblationConfig.seeds`` seeds, whose spread is the noise band of every finding; with one seed, one
+control run, FIM 0% with the next seed (:data:`CONTROL`), measures it. ``AblationConfig.languages`` trains on
+a language subset (the paper's: Python). :func:`fim_level_check` measures whether document-level FIM, the
+paper's, can work at a scale's window, and :func:`grid_hours` projects a grid's time from measured costs.
 
 :data:`FIM` is the experiment for :mod:`dslib.ablation`, which trains and reuses the runs. Each is evaluated at
 ``AblationConfig.evals`` evenly spaced steps on:
 
-- single-line infilling exact match (Fried et al. 2022; Table 6's metric), prompted in PSM and in SPM;
 - the *middle loss* (:mod:`dslib.eval.likelihood`): mean token loss of the true line given the PSM (or SPM)
-  prompt, a smooth infilling metric that separates the settings while exact match is near zero for small models;
+  prompt, a smooth infilling metric that separates the settings while exact match is near zero for small models,
+  on every HumanEval single-line task (``AblationConfig.tasks``) and on single-line tasks cut from the held-out
+  repositories' Python files (``AblationConfig.heldout_lines``; :func:`dslib.eval.infilling.heldout_line_tasks`);
+- on ``AblationConfig.generation_tasks`` of the tasks, greedy infilling: exact match (Fried et al. 2022; Table 6's
+  metric) and HumanEval-FIM pass@1, the infilled program run against its tests in the sandbox (Figure 3's metric);
 - the held-out left-to-right loss (the packed held-out split without FIM): the completion cost of FIM;
 - HumanEval pass@1, greedy (``AblationConfig.humaneval``; on at ``gpu`` and ``paper`` scale only).
 
