@@ -411,12 +411,21 @@ class AblationConfig:
 
     steps: int = 8_000  # the FIM ablation's Figure 3 (§3.1.2) runs to 8000 steps
     evals: int = 4
-    tasks: int | None = None  # benchmark tasks per evaluation (None = the benchmark's EvalConfig limit)
+    tasks: int | None = None  # tasks scored by loss per evaluation (None = every task of the benchmark)
+    # Tasks scored by generation (exact match, and pass@1 by running the infilled program) per evaluation
+    # (None = the benchmark's EvalConfig limit): greedy decoding costs far more per task than a loss.
+    generation_tasks: int | None = None
+    heldout_lines: int = 1_000  # single-line infilling tasks cut from the held-out repositories' Python files
     heldout_sequences: int = 512  # held-out sequences for the left-to-right loss
     humaneval: bool = True  # HumanEval pass@1 at each evaluation (off where a small model scores 0)
+    seeds: int = 1  # runs of each compared setting, seeds 0 .. seeds-1: their spread is the noise band
+    settings: tuple[str, ...] | None = None  # the grid's settings to run (None = all)
+    # Train on these languages' files only (the paper's ablation: a Python subset); () = the whole corpus and mix.
+    # Packing reads it for every stream of the scale, so set it for an ablation run (--set), not in a preset.
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self):
-        _positive(self, "steps", "evals", "heldout_sequences")
+        _positive(self, "steps", "evals", "heldout_sequences", "heldout_lines", "seeds")
 
 
 @dataclass(frozen=True)
@@ -533,7 +542,9 @@ PRESETS: dict[str, Scale] = {
             validation_rows=32,
         ),
         crossfile=CrossFileConfig(max_input_tokens=512, max_new_tokens=16, crossfile_tokens=128, max_points=24),
-        ablation=AblationConfig(steps=12, evals=2, tasks=8, heldout_sequences=16, humaneval=False),
+        ablation=AblationConfig(
+            steps=12, evals=2, tasks=8, generation_tasks=4, heldout_lines=16, heldout_sequences=16, humaneval=False
+        ),
     ),
     "cpu": Scale(
         name="cpu",
@@ -566,8 +577,24 @@ PRESETS: dict[str, Scale] = {
         ),
         # The window after the long-context stage (4 × 256); a quarter of it for cross-file context, as the paper.
         crossfile=CrossFileConfig(max_input_tokens=1024, crossfile_tokens=256, max_points_per_repo=500),
-        # FIM ablation: 1.0–1.5 s/step, ~20 s per evaluation on two free cores: the 9 runs took 1 h 30 min (measured).
-        ablation=AblationConfig(steps=400, evals=4, tasks=150, heldout_sequences=128, humaneval=False),
+        # FIM ablation, sized to ~2 h on two free cores (README "The FIM ablation, decided"). Measured
+        # (benchmarks/fim_ablation_sizing.py, CPU time on one thread): a training step 2.05 s, the middle losses of
+        # one task in both formats 0.063 s (0.031 steps), greedy infilling of one task in both formats 0.098 s.
+        # On two free cores a step takes 1.0-1.5 s (the previous grid's measured run): with 1.25 s, one evaluation
+        # (1033 + 300 tasks x 2 formats, 32 generated and run, 128 held-out sequences) is ~57 s, one run of
+        # 400 steps 500 s + 57 s; 12 runs = 1 h 52 min (projection), evaluation 10.3%. Two evaluations per run
+        # would be 19%, so each run is evaluated once, at its end. 12 runs = 6 settings x 2 seeds: the rate
+        # sweep's 25% and 90% are dropped, not the second seed (the band needs it).
+        ablation=AblationConfig(
+            steps=400,
+            evals=1,
+            generation_tasks=32,
+            heldout_lines=300,
+            heldout_sequences=128,
+            humaneval=False,
+            seeds=2,
+            settings=("fim_0", "psm_0.5", "psm_1.0", "msp_0.5", "spm_0.5", "joint_0.5"),
+        ),
     ),
     "gpu": Scale(
         name="gpu",
@@ -595,9 +622,10 @@ PRESETS: dict[str, Scale] = {
             seq_len=2048,
             checkpoint_every=100,
         ),
-        # FIM ablation: 2.0 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 9 runs × 600 steps take
-        # about 3 h of training, about 4 h with their evaluations.
-        ablation=AblationConfig(steps=600, evals=4, tasks=400, heldout_sequences=256),
+        # FIM ablation: 1.99 s/step at 49% MFU on an H200 (measured; benchmarks/RESULTS.md): 8 settings x 2 seeds x
+        # 600 steps = 9,600 steps, 5 h 20 min of training (projection); the evaluations (every task's losses, 400
+        # tasks generated and run, HumanEval) are not measured on the GPU yet: results.json records the split.
+        ablation=AblationConfig(steps=600, evals=2, generation_tasks=400, heldout_sequences=256, seeds=2),
     ),
     "paper": Scale(
         name="paper",

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
 from dslib.data.mix import mix_order, realised_shares
-from dslib.data.pipeline import load_corpus
+from dslib.data.pipeline import language_subset, load_corpus
 from dslib.fim import DEEPSEEK, ContextFIM, FIMSplit, Sentinel, Sentinels, encode_fim
 from dslib.tokenizer import BOS, ensure_tokenizer
 from dslib.training.parallel import rank_and_world
@@ -175,7 +175,12 @@ def ensure_stream(
         tok = ensure_tokenizer(scale)
         # The data mix (§2) shapes what training sees; held-out data stays as it is, every document once.
         mix = scale.data.mix_weights if split == "train" else None
+        languages = {}
+        if scale.ablation.languages:  # the ablation's subset (§3.1.2: Python), both splits alike, with no mix
+            corpus, mix = language_subset(corpus, scale.ablation.languages), None
+            languages = {"languages": list(scale.ablation.languages)}
         config = {
+            **languages,
             "split": split,
             "mix": mix,
             "fim": fim,
@@ -196,7 +201,8 @@ def ensure_stream(
                 timings={"build_s": time.perf_counter() - start},
             )
 
-        return ensure(scale.name, f"packed/{stream_label(split, fim)}", config, build)
+        subset = "_" + "+".join(scale.ablation.languages).lower() if scale.ablation.languages else ""
+        return ensure(scale.name, f"packed/{stream_label(split, fim)}{subset}", config, build)
 
     if not distributed:
         return build_all()

@@ -64,6 +64,20 @@ def test_settings_differ_only_in_fim_rate_mode_and_the_controls_seed():
         ablation.setting_scales(ex.FIM, scale, ["psm_0.7"])
 
 
+def test_the_grid_takes_its_seeds_and_settings_from_the_config():
+    scale = get_scale("smoke", {"ablation.seeds": 3, "ablation.settings": ["fim_0", "psm_1.0"]})
+    scales = ablation.setting_scales(ex.FIM, scale)
+    # seed by seed, so an interrupted grid has whole seeds; no extra control once there are seeds
+    assert list(scales) == ["fim_0", "psm_1.0", "fim_0_seed1", "psm_1.0_seed1", "fim_0_seed2", "psm_1.0_seed2"]
+    assert [scales[f"psm_1.0{s}"].train.seed for s in ("", "_seed1", "_seed2")] == [0, 1, 2]
+    assert {scales[n].fim.fim_rate for n in ("psm_1.0", "psm_1.0_seed2")} == {1.0}
+    assert ex.FIM.settings["psm_1.0_seed2"].control_of == "psm_1.0"
+    with pytest.raises(ValueError, match="AblationConfig.settings"):
+        ex.grid(get_scale("smoke", {"ablation.settings": ["psm_0.7"]}))
+    with pytest.raises(ValueError, match="more than the grid's"):
+        ex.grid(get_scale("smoke", {"ablation.seeds": ex.MAX_SEEDS + 1}))
+
+
 @given(steps=st.integers(1, 5000), evals=st.integers(1, 20))
 @settings(max_examples=200, deadline=None)
 def test_every_evaluation_step_gets_a_checkpoint(steps, evals):
@@ -171,8 +185,9 @@ def verdicts(results: dict) -> dict[str, str]:
 
 def paper_like() -> dict[str, dict[str, list[float]]]:
     """The paper's and Bavarian et al.'s picture: FIM helps infilling, 100% is best there and worst at
-    completion, PSM beats MSP, rates up to 90% cost no left-to-right loss, joint training works in both
-    formats, and an SPM-only model fails PSM prompts."""
+    completion, PSM beats MSP, rates up to 90% cost no left-to-right loss, SPM infills at least as well as PSM,
+    joint training works in both formats, a PSM-only model handles SPM prompts and an SPM-only model fails PSM
+    prompts."""
     spec = {  # setting: EM PSM, EM SPM, middle loss PSM, middle loss SPM, L2R loss
         "fim_0": (0, 0, 5.0, 5.0, 3.000),
         "psm_0.25": (20, 15, 3.5, 3.6, 3.001),
@@ -180,7 +195,7 @@ def paper_like() -> dict[str, dict[str, list[float]]]:
         "psm_0.9": (40, 35, 3.0, 3.1, 3.003),
         "psm_1.0": (60, 50, 2.8, 2.9, 3.300),
         "msp_0.5": (10, 8, 4.0, 4.1, 3.002),
-        "spm_0.5": (2, 30, 4.8, 3.2, 3.002),
+        "spm_0.5": (2, 40, 4.8, 3.0, 3.002),
         "joint_0.5": (30, 32, 3.2, 3.1, 3.002),
         ex.CONTROL: (1, 0, 5.01, 5.01, 3.001),
     }
@@ -211,7 +226,9 @@ def test_findings_disagree_when_the_numbers_go_the_other_way():
     run["psm_0.9"]["l2r_loss"] = loss(3.2)  # 90% costs 6.7%, beyond the 1% tolerance
     run["joint_0.5"]["infill_em_spm"] = em(0)  # joint training fails SPM prompts
     run["joint_0.5"]["middle_loss_spm"] = loss(5.5)
-    run["spm_0.5"] = run["psm_0.5"] | {"infill_em_psm": em(45)}  # an SPM-only model better at PSM prompts
+    run["spm_0.5"] = run["psm_0.5"] | {"infill_em_psm": em(45)}  # an SPM-only model better at PSM prompts,
+    # and worse with its own SPM prompts than PSM with PSM prompts (3.3 against 3.2 nats)
+    run["psm_0.5"] = run["psm_0.5"] | {"infill_em_spm": em(0), "middle_loss_spm": loss(5.5)}  # PSM-only fails SPM
     assert verdicts(curves(run)) == {f.key: ablation.DISAGREES for f in FIM_FINDINGS}
 
 
@@ -296,6 +313,36 @@ def test_tables_rows_and_figure(tmp_path):
     assert len(fig.axes[0].lines) == len(results["settings"])
 
 
+def test_seeds_pool_into_the_band_and_say_how_many_would_decide():
+    # Two seeds per setting; seed means 3.0/3.2 (fim_0) and 2.88/3.08 (psm_0.5): pooled seed sd = 0.1414 by hand.
+    runs = {
+        "fim_0": loss(3.0, spread=0),
+        "fim_0_seed1": loss(3.2, spread=0),
+        "psm_0.5": loss(2.88, spread=0),
+        "psm_0.5_seed1": loss(3.08, spread=0),
+    }
+    results = curves({n: {"l2r_loss": v} for n, v in runs.items()})
+    assert ablation.seed_sd(ex.FIM, results, "l2r_loss") == pytest.approx(math.sqrt(0.04 / 2))
+    c, text = ablation.findings.compare_settings(ex.FIM, results, "psm_0.5", "fim_0", "l2r_loss")
+    assert c["gain"] == pytest.approx(0.12) and c["seeds"] == (2, 2)
+    assert c["band"] == pytest.approx(2 * math.sqrt(0.02) * math.sqrt(1 / 2 + 1 / 2)) and c["sign"] == 0
+    # Z·sd·√(2/n) < 0.12 with se = 0: n > 2·0.02·4 / 0.0144 = 11.1
+    assert c["seeds_needed"] == 12 and "~12 seeds" in text
+    # A gain within the floor cannot be decided by seeds.
+    assert ablation.seeds_needed({"gain": 0.01, "se": 0.0, "floor": 0.03}, 0.1) is None
+
+
+def test_the_primary_metric_decides_at_a_named_scale():
+    results = curves(paper_like()) | {"scale": "cpu"}  # exact match agrees, but cpu is decided on the loss
+    results["settings"]["psm_1.0"]["evals"][-1]["items"]["middle_loss_psm"] = loss(3.2)
+    found = {f["key"]: f for f in ff.fim_findings(results)}["fim100_best_infilling"]
+    assert found["basis"] == "middle_loss_psm" and found["verdict"] == ablation.TOO_SMALL
+    assert found["by_metric"]["infill_em_psm"] == ablation.AGREES
+    gpu = {f["key"]: f for f in ff.fim_findings(curves(paper_like()) | {"scale": "gpu"})}
+    assert gpu["fim100_best_infilling"]["verdict"] == ablation.NOT_RUN  # pass@1 was not evaluated
+    assert all(set(p) == {"smoke", "cpu", "gpu", "paper"} for p in ff.PRIMARY.values())
+
+
 # ------------------------------------------------------------------------------------------- end to end
 
 
@@ -303,6 +350,8 @@ TINY = {
     "ablation.steps": 4,
     "ablation.evals": 2,
     "ablation.tasks": 4,
+    "ablation.generation_tasks": 2,
+    "ablation.heldout_lines": 3,
     "ablation.heldout_sequences": 8,
     "ablation.humaneval": True,
     "eval.humaneval_limit": 2,
@@ -315,11 +364,15 @@ def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
     path = ex.fim_ablation(scale, ["fim_0", "psm_0.5"], tmp_path / "full", progress=False)
     results = ex.load_results(path)
     assert results["eval_steps"] == [2, 4] and results["tasks"] + results["skipped_tasks"] == 4
+    timings = results["timings"]
+    assert timings["eval_share"] == pytest.approx(timings["eval_s"] / (timings["train_s"] + timings["eval_s"]))
     for name in ("fim_0", "psm_0.5"):
         run = results["settings"][name]
         assert [e["step"] for e in run["evals"]] == [2, 4]
         assert all(math.isfinite(e[m]) for e in run["evals"] for m in ex.METRICS)
         assert len(run["evals"][-1]["items"]["l2r_loss"]) == 8
+        assert len(run["evals"][-1]["items"]["infill_pass_spm"]) == 2
+        assert len(run["evals"][-1]["items"]["heldout_middle_loss_psm"]) == results["heldout_lines"] > 0
         assert (tmp_path / "full" / name / "hf" / "config.json").exists()
         assert not (tmp_path / "full" / name / "checkpoints").exists()
     rate = "fragment_rate" if scale.fim.level == "context" else "document_rate"

@@ -20,7 +20,8 @@ An experiment is an :class:`Experiment` with four parts, and nothing else to wri
 4. **The comparisons**: claim key → :class:`Comparison` (the settings, the metrics to try in order, a test such
    as ``lambda r, m: directional(REPO, r, m, [("dependency", "file")], +1)``), judged by :func:`judge` against
    claims with ``key``, ``claim``, ``source`` (:class:`dslib.paper.Finding`), optionally gated by an
-   :class:`Effect`.
+   :class:`Effect`; ``primary`` names the metric that decides each claim at each scale, before the run.
+   Reseeded runs (``control_of``) of a setting are pooled: the seeds' spread enters every noise band.
 
 Then :func:`run_grid` trains every setting (``AblationConfig.steps`` steps, evaluated at ``AblationConfig.evals``
 steps; override them as ``ablation.steps=1600``) in ``artifacts/<scale>/<name>/<setting>/``, reuses finished
@@ -46,7 +47,10 @@ from dslib.ablation.findings import (
     final_table,
     finding_rows,
     judge,
+    replicas,
     seed_gap,
+    seed_sd,
+    seeds_needed,
 )
 from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting, eval_steps, setting_scale, setting_scales
 from dslib.ablation.runs import RESULTS_FILE, RUN_FILE, load_results, run_grid, run_setting
@@ -75,7 +79,10 @@ __all__ = [
     "plot_curves",
     "run_grid",
     "run_setting",
+    "replicas",
     "seed_gap",
+    "seed_sd",
+    "seeds_needed",
     "setting_scale",
     "setting_scales",
 ]

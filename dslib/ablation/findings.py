@@ -1,12 +1,19 @@
 """Paired findings: two settings compared on the same items at their last evaluation, a difference called
-clear only beyond its noise band (paired standard errors, the metric's floor, the gap between two seeds), and
-each of the paper's claims judged on the numbers: agrees, disagrees, too small to tell, or not run."""
+clear only beyond its noise band, and each of the paper's claims judged on the numbers: agrees, disagrees, too
+small to tell, or not run.
+
+The noise band of a gain is ``Z`` times the root of two variances added: the evaluation items' (the paired
+standard error of the per-item gain, each item's value averaged over a setting's seeds) and the seeds' (the
+spread of a run's mean between seeds of one setting, pooled over every setting run with more than one seed,
+over the seeds each side has); and never below the metric's floor. When a gain is inside its band but above the
+floor and the items' part, :func:`seeds_needed` says how many seeds per setting would make it clear.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +34,9 @@ class Comparison:
     settings: tuple[str, ...]
     metrics: tuple[str, ...]
     test: Test
+    # The metric that decides the claim at each scale, named before the run (scale name → metric or family);
+    # the other metrics are reported beside it. A scale not named here falls back to the first clear metric.
+    primary: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,13 +82,14 @@ def seed_gap(experiment: Experiment, results: Mapping, metric: str) -> float:
     return max(gaps)
 
 
-def compare(a: Sequence[float], b: Sequence[float], metric: Metric, noise: float = 0.0) -> dict:
+def compare(a: Sequence[float], b: Sequence[float], metric: Metric, noise: float = 0.0, seed_se: float = 0.0) -> dict:
     """``a`` against ``b`` on the same items of ``metric``: the ``gain`` of ``a`` (positive = better), its paired
-    standard error ``se``, the ``threshold`` a clear gain must exceed, and ``sign``: +1 or -1 when the gain is
-    clear, 0 when it is too small to tell.
+    standard error ``se``, its noise ``band``, the ``threshold`` a clear gain must exceed, and ``sign``: +1 or -1
+    when the gain is clear, 0 when it is too small to tell.
 
-    The threshold is the largest of ``Z`` paired standard errors (the evaluation set's sampling noise), the
-    metric's floor (relative to ``b``'s mean where ``metric.relative``) and ``noise`` (the seed gap).
+    The band is the larger of ``noise`` and ``Z`` times the root of ``se``² + ``seed_se``² (the evaluation set's
+    sampling noise and the seeds'); the threshold is the larger of the band and the metric's floor (relative to
+    ``b``'s mean where ``metric.relative``).
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or not len(a):
@@ -88,18 +99,72 @@ def compare(a: Sequence[float], b: Sequence[float], metric: Metric, noise: float
     gain = (a - b) if metric.higher_is_better else (b - a)
     se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.inf
     floor = metric.floor * abs(float(b.mean())) if metric.relative else metric.floor
-    threshold = max(Z * se, floor, noise)
+    band = max(Z * math.hypot(se, seed_se), noise)
+    threshold = max(band, floor)
     mean = float(gain.mean())
-    return {"gain": mean, "se": se, "threshold": threshold, "sign": int(np.sign(mean)) if abs(mean) > threshold else 0}
+    return {
+        "gain": mean,
+        "se": se,
+        "band": band,
+        "floor": floor,
+        "threshold": threshold,
+        "sign": int(np.sign(mean)) if abs(mean) > threshold else 0,
+    }
 
 
-def compare_settings(experiment: Experiment, results: Mapping, a: str, b: str, metric: str) -> tuple[dict, str]:
-    """:func:`compare` of settings ``a`` and ``b`` at their last evaluation, beyond the seed gap, and a line
-    of text with the numbers."""
-    gap = seed_gap(experiment, results, metric)
-    c = compare(items(results, a, metric), items(results, b, metric), experiment.metrics[metric], gap)
-    va, vb = final(results, a)[metric], final(results, b)[metric]
-    return c, f"{a} {va:.3f} vs {b} {vb:.3f} (gain {c['gain']:+.3f}, clear beyond {c['threshold']:.3f})"
+def replicas(experiment: Experiment, results: Mapping, setting: str, metric: str) -> list[str]:
+    """``setting`` and its reseeded runs (settings with ``control_of`` = ``setting``) that evaluated ``metric``."""
+    names = [setting] + [n for n, s in experiment.settings.items() if s.control_of == setting]
+    return [n for n in names if items(results, n, metric) is not None]
+
+
+def seed_sd(experiment: Experiment, results: Mapping, metric: str) -> float | None:
+    """The standard deviation of a run's ``metric`` between seeds of one setting, pooled over every setting with
+    more than one seed run (``None`` when none has)."""
+    squares, dof = 0.0, 0
+    for name, setting in experiment.settings.items():
+        if setting.control_of is None:
+            means = [final(results, n)[metric] for n in replicas(experiment, results, name, metric)]
+            if len(means) > 1:
+                squares += float(np.sum((np.asarray(means) - np.mean(means)) ** 2))
+                dof += len(means) - 1
+    return math.sqrt(squares / dof) if dof else None
+
+
+def seeds_needed(c: Mapping, sd: float | None) -> int | None:
+    """The seeds per setting that would make the gain of :func:`compare` clear, if the gain and the spreads stay
+    as measured: ``n`` with ``Z·√(se² + 2·sd²/n)`` below the gain. ``None`` when seeds cannot decide it (no seed
+    spread measured, or the gain is within the floor or the items' own noise: more items, or no effect)."""
+    gain = abs(c["gain"])
+    if sd is None or sd == 0 or gain <= c["floor"] or gain <= Z * c["se"]:
+        return None
+    return max(2, math.ceil(2 * sd**2 / ((gain / Z) ** 2 - c["se"] ** 2)))
+
+
+def compare_settings(
+    experiment: Experiment, results: Mapping, a: str, b: str, metric: str, metric_b: str | None = None
+) -> tuple[dict, str]:
+    """:func:`compare` of settings ``a`` and ``b`` at their last evaluation (``b`` on ``metric_b`` when given: one
+    format's prompt against another's), each item averaged over the setting's seeds, with the seeds' spread in
+    the band; and a line of text with the numbers. The dict adds ``seeds`` (each side's) and ``seeds_needed``."""
+    metric_b = metric_b or metric
+    runs_a, runs_b = replicas(experiment, results, a, metric), replicas(experiment, results, b, metric_b)
+    sd = seed_sd(experiment, results, metric)
+    seed_se = sd * math.sqrt(1 / len(runs_a) + 1 / len(runs_b)) if sd is not None else 0.0
+    pooled = [
+        np.mean([items(results, n, m) for n in runs], axis=0) for runs, m in ((runs_a, metric), (runs_b, metric_b))
+    ]
+    c = compare(*pooled, experiment.metrics[metric], seed_se=seed_se)
+    c |= {"seeds": (len(runs_a), len(runs_b)), "seeds_needed": None if c["sign"] else seeds_needed(c, sd)}
+    va, vb = float(np.mean(pooled[0])), float(np.mean(pooled[1]))
+    label_b = b if metric_b == metric else f"{b} ({metric_b})"
+    text = f"{a} {va:.3f} vs {label_b} {vb:.3f} (gain {c['gain']:+.3f}, band ±{c['threshold']:.3f}"
+    text += f", seeds {len(runs_a)}/{len(runs_b)}"
+    if c["seeds_needed"]:
+        text += f"; ~{c['seeds_needed']} seeds per setting would decide it"
+    elif not c["sign"] and sd is not None:
+        text += "; more seeds cannot decide it: the gain is within the floor or the items' noise"
+    return c, text + ")"
 
 
 def directional(
@@ -146,7 +211,11 @@ def judge(
             why = f"needs {', '.join(missing)}" if missing else "none of its metrics was evaluated"
             rows.append(row | {"verdict": NOT_RUN, "basis": None, "evidence": why})
             continue
-        basis = next((m for m, (v, _) in tried.items() if v != TOO_SMALL), None)
+        primary = comparison.primary.get(results.get("scale"))
+        if primary is not None and primary not in tried:
+            rows.append(row | {"verdict": NOT_RUN, "basis": primary, "evidence": f"{primary} was not evaluated"})
+            continue
+        basis = primary or next((m for m, (v, _) in tried.items() if v != TOO_SMALL), None)
         if basis is not None:
             verdict, evidence = tried[basis]
         else:  # no metric decides: the reader sees every comparison that was tried, not just the first

@@ -64,7 +64,8 @@ class Evaluation:
 @dataclass(frozen=True)
 class Experiment:
     """A controlled experiment: ``settings`` (the grid), the ``metrics`` its evaluation records, and
-    ``evaluation``, called with the base scale, returning its :class:`Evaluation`. Runs live in
+    ``evaluation``, called with the base scale, returning its :class:`Evaluation`; ``grid``, when given, the
+    settings a scale runs by default (seeds and a subset from its config; else every setting). Runs live in
     ``artifacts/<scale>/<name>/<setting>/``."""
 
     name: str
@@ -72,6 +73,7 @@ class Experiment:
     settings: Mapping[str, Setting]
     metrics: Mapping[str, Metric]
     evaluation: Callable[[Scale], Evaluation]
+    grid: Callable[[Scale], list[str]] | None = None
 
     def members(self, name: str) -> list[str]:
         """The metrics ``name`` stands for: itself, or a family (``infill_em`` → ``infill_em_psm``, ``…_spm``)."""
@@ -103,7 +105,9 @@ def setting_scale(scale: Scale, setting: Setting) -> Scale:
 
 def setting_scales(experiment: Experiment, scale: Scale, names: Iterable[str] | None = None) -> dict[str, Scale]:
     """Each named setting's scale (:func:`setting_scale`); ``names`` defaults to the whole grid."""
-    names = list(experiment.settings) if names is None else list(names)
+    if names is None:
+        names = experiment.grid(scale) if experiment.grid is not None else list(experiment.settings)
+    names = list(names)
     unknown = [n for n in names if n not in experiment.settings]
     if unknown or not names:
         raise ValueError(

@@ -125,8 +125,12 @@ def run_grid(
     for name, trained in tqdm(scales.items(), desc=f"{experiment.title} ({scale.name})", disable=not progress):
         runs[name] = run_setting(name, trained, evaluation, directory / name, progress)
         streams[name] = evaluation.inspect(trained)
+    train_s = sum(run["timings"]["train_s"] for run in runs.values())
+    eval_s = sum(run["timings"]["eval_s"] for run in runs.values())
     results = {
         "scale": scale.name,
+        # Where the grid's time went (the runs' own timings, reused runs included): evaluation's share should be small.
+        "timings": {"train_s": train_s, "eval_s": eval_s, "eval_share": eval_s / max(train_s + eval_s, 1e-9)},
         "settings": runs,
         "streams": streams,
         "eval_steps": eval_steps(scale.ablation),

@@ -21,6 +21,7 @@ import pickle
 import shutil
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -92,6 +93,22 @@ class RepoRecord:
     name: str
     files: list[FileRecord]  # kept candidates in dependency order, then the dropped files
     edges: int = 0
+
+
+def sample_files(row: Mapping) -> list[tuple[str, str | None, int, int]]:
+    """The files of a corpus row (a repository sample of :func:`repo_sample`) as ``(path, language, start, end)``:
+    ``row["text"][start:end]`` is the file's text, after the path comment that heads it."""
+    text, spans, cursor = row["text"], [], 0
+    for path, language in zip(row["paths"], row["languages"], strict=True):
+        header = path_comment(path, language) + "\n"
+        at = text.find(header, cursor)
+        if at < 0:
+            raise ValueError(f"repository {row['repo']!r}: no header for {path!r} in its sample after offset {cursor}")
+        if spans:
+            spans[-1][3] = at
+        spans.append([path, language, at + len(header), len(text)])
+        cursor = at + len(header)
+    return [tuple(span) for span in spans]
 
 
 @dataclass
@@ -434,6 +451,31 @@ def load_corpus(scale: Scale | str | None = None, split: str = "train") -> datas
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not valid; choose one of: {', '.join(SPLITS)}")
     return _load_split(corpus_dir(scale), split)
+
+
+def language_subset(corpus, languages: Sequence[str]):
+    """The FIM ablation's training data (DeepSeek-Coder §3.1.2: a Python subset): the code rows of ``corpus``
+    (a Dataset of :func:`load_corpus`) cut to the files in ``languages``, each file still under its path comment
+    and in its repository's order; rows left with no file are dropped. Raises ``ValueError`` when no row keeps
+    a file."""
+    wanted = set(languages)
+
+    def cut(row: dict) -> dict:
+        files = [(p, lang, row["text"][a:b]) for p, lang, a, b in sample_files(row) if lang in wanted]
+        text = repo_sample(files) if files else ""
+        kept = [(p, lang) for p, lang, _ in files]
+        return {
+            "text": text,
+            "paths": [p for p, _ in kept],
+            "languages": [lang for _, lang in kept],
+            "size": len(text.encode()),
+        }
+
+    code = corpus.filter(lambda source: source == "code", input_columns="source")
+    subset = code.map(cut).filter(lambda size: size > 0, input_columns="size")
+    if not len(subset):
+        raise ValueError(f"no repository of the corpus has a file in {sorted(wanted)}")
+    return subset
 
 
 def corpus_manifest(scale: Scale | str | None = None) -> dict:

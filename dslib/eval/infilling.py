@@ -11,13 +11,19 @@ tests with the line in place (pass@1, as Bavarian et al. score it).
 Table 6's numbers come from SantaCoder's single-line benchmark (Allal et al. 2023, MultiPL-E problems with
 code-davinci-002 solutions), of which this HumanEval version is the Python, human-written-solution
 counterpart; the two are comparable in kind, not in value.
+
+:func:`heldout_line_tasks` builds the same kind of task from real files the model never saw: lines of the Python
+files of the corpus's held-out repositories, inside their repository sample as training reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 
-from dslib.config import EvalConfig
+from dslib.config import EvalConfig, Scale
+from dslib.data.pipeline import load_corpus, sample_files
 from dslib.eval.execution import Limits, Result, run_program, run_programs
 from dslib.eval.humaneval import check_program, load_problems
 from dslib.eval.metrics import exact_match
@@ -25,6 +31,7 @@ from dslib.eval.tasks.base import Task
 from dslib.fim import fim_prompt
 
 NUM_TASKS = 1033  # Bavarian et al. 2022 §5.1; Fried et al. 2022
+LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 
 
 def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dict]:
@@ -51,6 +58,45 @@ def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dic
                 )
     if everything and len(tasks) != NUM_TASKS:
         raise RuntimeError(f"built {len(tasks)} single-line tasks, expected {NUM_TASKS}")
+    return tasks
+
+
+def heldout_line_tasks(scale: Scale | str | None = None, limit: int = 1_000, language: str = "Python") -> list[dict]:
+    """Single-line infilling tasks from the held-out split (``load_corpus(scale, "heldout")``), in the shape of
+    :func:`single_line_tasks`: each masks one non-blank line of a ``language`` file, with the rest of its
+    repository sample (path comments included, as training reads it) as prefix and suffix.
+
+    The ``limit`` lines are those with the smallest SHA-256 of ``repo/path:line number`` among every candidate:
+    deterministic, independent of the corpus's row order, and spread over repositories and files. Raises
+    ``ValueError`` when the split holds no such line.
+    """
+    corpus = load_corpus(scale, "heldout")
+    candidates = []
+    for index, row in enumerate(corpus):
+        for path, lang, start, end in sample_files(row):
+            if lang != language:
+                continue
+            offset = start
+            # Lines end at "\n" only, as the benchmark's lines do (str.splitlines also splits at form feeds).
+            for number, line in enumerate(LINE.findall(row["text"][start:end])):
+                if line.strip():
+                    key = hashlib.sha256(f"{row['repo']}/{path}:{number}".encode()).digest()
+                    candidates.append((key, index, path, number, offset, offset + len(line)))
+                offset += len(line)
+    if not candidates:
+        raise ValueError(f"the held-out split of scale {getattr(scale, 'name', scale)!r} holds no {language} line")
+    tasks = []
+    for _, index, path, number, start, end in sorted(candidates)[:limit]:
+        row = corpus[index]
+        text = row["text"]
+        tasks.append(
+            {
+                "task_id": f"HeldoutLine/{row['repo']}/{path}/L{number}",
+                "prefix": text[:start],
+                "middle": text[start:end],
+                "suffix": text[end:],
+            }
+        )
     return tasks
 
 
