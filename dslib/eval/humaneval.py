@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dslib.config import EvalConfig
 from dslib.eval.data import read_jsonl
 from dslib.eval.execution import Limits, Result, run_program, run_programs
+from dslib.eval.generation import complete, subset
 from dslib.eval.metrics import mean_pass_at_k
 from dslib.eval.tasks.base import PYTHON_IMPORTS, Task, chat_prompt, code_block, require
 
@@ -187,7 +188,6 @@ def generate_completions(
     the model wrote after ``prompt.strip()``, cut at :data:`STOP_WORDS`, with the newline the repository puts
     between the original prompt and it.
     """
-    from dslib.eval.generation import complete
 
     config = config or EvalConfig()
     task_ids = [t for t in problems for _ in range(config.n_samples)]
@@ -208,7 +208,6 @@ def evaluate_model(
 
     ``problems`` defaults to ``config.humaneval_limit`` problems spread over the 164.
     """
-    from dslib.eval.generation import subset
 
     config = config or EvalConfig()
     if problems is None:

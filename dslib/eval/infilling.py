@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dslib.config import EvalConfig, Scale
 from dslib.data.pipeline import load_corpus, sample_files
 from dslib.eval.execution import Limits, Result, run_program, run_programs
+from dslib.eval.generation import complete, subset
 from dslib.eval.humaneval import check_program, load_problems
 from dslib.eval.metrics import exact_match
 from dslib.eval.tasks.base import Task
@@ -161,7 +162,6 @@ def evaluate_infilling(
     ``tasks`` defaults to ``config.infilling_limit`` tasks spread over the 1033. Returns
     :func:`score_infills`'s dict with ``mode`` added.
     """
-    from dslib.eval.generation import complete, subset
 
     config = config or EvalConfig()
     if tasks is None:
