@@ -66,9 +66,17 @@ class DataConfig:
     num_shards: int = 8
     heldout_fraction: float = 0.05  # repositories held out for tokenizer compression and loss
     seed: int = 0
+    # Where the pipeline runs: "local" (multiprocessing) or "spark" (PySpark; same output, dslib/data/spark.py).
+    engine: str = "local"
+    spark_master: str | None = None  # e.g. "local[2]"; None: spark-submit's --master, else local[*]
+    spark_partitions: int | None = None  # partitions of the shuffle by repository; None: Spark's default parallelism
 
     def __post_init__(self):
         _positive(self, "max_file_bytes", "dedup_ngram", "dedup_num_perm", "num_proc", "num_shards")
+        if self.engine not in ("local", "spark"):
+            raise ConfigError(f"DataConfig.engine={self.engine!r} must be 'local' or 'spark'")
+        if self.spark_partitions is not None and self.spark_partitions < 1:
+            raise ConfigError(f"DataConfig.spark_partitions={self.spark_partitions} must be positive")
         if not 0 < self.dedup_threshold <= 1:
             raise ConfigError(f"DataConfig.dedup_threshold={self.dedup_threshold} must be in (0, 1]")
 

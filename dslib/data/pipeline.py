@@ -20,6 +20,7 @@ import multiprocessing
 import pickle
 import shutil
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,6 +40,7 @@ from dslib.data.filters import RULE_REASONS, rule_filter_reason
 from dslib.data.languages import detect_language, path_comment
 from dslib.data.quality import syntax_error_reason
 from dslib.data.sources import Repository, hub_dataset, local_repos, python_environment, read_text, select_repositories
+from dslib.data.stack import PARQUET_PREFIX, parquet_repositories
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ STAGE_REASONS: dict[str, tuple[str, ...]] = {
     "crawl": (
         "missing", "unreadable", "not_regular", "broken_symlink", "symlink_loop", "symlink_dir",
         "duplicate_path", "repo_file_limit", "too_large", "binary", "not_utf8", "empty",
+        "missing_column", "null_content",
     ),
     "language": ("unknown_language",),
     "rule_filter": RULE_REASONS,
@@ -164,9 +167,11 @@ def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_
     return RepoRecord(repo.name, ordered + dropped, edges=sum(len(v) for v in graph.values()))
 
 
-def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult:
-    index, repos, config, scratch = job
-    timings, stage_bytes = Counter(), Counter()
+def screen(
+    repos: list[Repository], config: DataConfig, timings: Counter, stage_bytes: Counter
+) -> tuple[list[RepoRecord], np.ndarray, list[bool]]:
+    """Pass 1 for a batch of repositories: their records, MinHash signatures, and whether each keeps a file
+    through quality screening and decontamination."""
     records = [_process_repo(repo, config, timings, stage_bytes) for repo in repos]
     samples = [repo_sample([(f.path, f.language, f.text) for f in r.files if f.reason is None]) for r in records]
     clock = time.perf_counter()
@@ -174,15 +179,24 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
     # seed + 1: the default config (seed 0) then uses datasketch's default permutations (seed 1).
     signatures = dedup.minhash_signatures(samples, config.dedup_num_perm, config.dedup_ngram, seed=config.seed + 1)
     timings["near_dedup"] += time.perf_counter() - clock
+    survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
+    return records, signatures, survives
+
+
+def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult:
+    index, repos, config, scratch = job
+    timings, stage_bytes = Counter(), Counter()
+    records, signatures, survives = screen(repos, config, timings, stage_bytes)
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
         pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
     return ShardResult(index, [r.name for r in records], signatures, survives, dict(timings), dict(stage_bytes))
 
 
 def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
     if config.source == "python_env":
         repos = python_environment()
+    elif config.source.startswith(PARQUET_PREFIX):
+        repos = parquet_repositories(config.source.removeprefix(PARQUET_PREFIX), config.max_file_bytes)
     elif config.source.startswith("hub:"):
         repos = hub_dataset(config.source[4:], data_dir=config.hub_data_dir, max_bytes=config.max_total_bytes)
     else:
@@ -190,12 +204,59 @@ def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
     return select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
 
 
+def heldout_count(survivors: int, fraction: float) -> int:
+    """How many of ``survivors`` kept repositories are held out (at least one when there are two or more)."""
+    if survivors < 2 or fraction <= 0:
+        return 0
+    return min(survivors - 1, max(1, round(fraction * survivors)))
+
+
+def heldout_key(name: str, seed: int) -> str:
+    """The seeded hash that orders repositories for the held-out split; the lowest are held out."""
+    return hashlib.sha256(f"heldout:{seed}:{name}".encode()).hexdigest()
+
+
 def _heldout(names: list[str], fraction: float, seed: int) -> set[str]:
-    """A fixed share of the kept repositories (at least one when there are two or more), by seeded hash."""
-    if len(names) < 2 or fraction <= 0:
-        return set()
-    count = min(len(names) - 1, max(1, round(fraction * len(names))))
-    return set(sorted(names, key=lambda n: hashlib.sha256(f"heldout:{seed}:{n}".encode()).hexdigest())[:count])
+    """A fixed share of the kept repositories, by seeded hash."""
+    return set(sorted(names, key=lambda n: heldout_key(n, seed))[: heldout_count(len(names), fraction)])
+
+
+def settle(record: RepoRecord, duplicate: bool) -> list[tuple[FileRecord, str | None]]:
+    """Each file of ``record`` with its final drop reason (``None``: kept) once near-dedup has decided (§2.3–2.4)."""
+    verdicts = []
+    for f in record.files:
+        reason = f.reason or ("near_duplicate" if duplicate else None) or f.syntax
+        if reason is None and f.contamination:
+            reason = "decontam_exact" if f.contamination[0] == "exact" else "decontam_10gram"
+        verdicts.append((f, reason))
+    return verdicts
+
+
+def repo_reason(record: RepoRecord, duplicate: bool, kept: list[FileRecord]) -> str | None:
+    """Why a repository yields no sample (``empty_repo``, ``near_duplicate``, ``no_files_kept``), logged; else None."""
+    if not record.files:
+        reason, detail = "empty_repo", ""
+    elif duplicate:
+        reason, detail = "near_duplicate", ""
+    elif not kept:
+        reason = "no_files_kept"
+        detail = f" ({dict(Counter(f.reason or f.syntax or 'decontaminated' for f in record.files))})"
+    else:
+        return None
+    logger.info("repository %s dropped: %s%s", record.name, reason, detail)
+    return reason
+
+
+def sample_row(name: str, kept: list[FileRecord]) -> dict:
+    """The output row of one repository: its sample and what went into it (:data:`SCHEMA`)."""
+    text = repo_sample([(f.path, f.language, f.text) for f in kept])
+    return dict(
+        text=text,
+        repo=name,
+        languages=[f.language for f in kept],
+        paths=[f.path for f in kept],
+        size=len(text.encode()),
+    )
 
 
 def _run_pass_one(jobs: list, num_proc: int) -> list[ShardResult]:
@@ -241,11 +302,98 @@ class Funnel:
         }
 
 
+@dataclass
+class Tally:
+    """What pass 2 counts as repositories go by; the tallies of separate shards merge (the Spark engine's reduce)."""
+
+    funnel: Funnel = field(default_factory=lambda: Funnel())
+    repo_reasons: Counter = field(default_factory=Counter)
+    languages: Counter = field(default_factory=Counter)
+    rule_counts: Counter = field(default_factory=Counter)
+    edges: int = 0
+    syntax_errors: list[str] = field(default_factory=list)
+    hits: list[dict] = field(default_factory=list)
+    splits: dict[str, Counter] = field(default_factory=lambda: {split: Counter() for split in SPLITS})
+
+    def add(self, record: RepoRecord, duplicate: bool) -> list[FileRecord]:
+        """Count ``record``'s files and return the ones its sample keeps (none when the repository is dropped)."""
+        kept = []
+        for f, reason in settle(record, duplicate):
+            if reason == "syntax_error" and len(self.syntax_errors) < MAX_LISTED:
+                self.syntax_errors.append(f"{record.name}/{f.path}")
+            if reason in STAGE_REASONS["decontam"]:
+                rule, item, ngram = f.contamination
+                self.rule_counts[reason] += 1
+                if len(self.hits) < MAX_LISTED:
+                    self.hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
+            self.funnel.add(f.bytes, reason)
+            if reason is None:
+                kept.append(f)
+                self.languages[f.language] += f.bytes
+        self.edges += record.edges
+        reason = repo_reason(record, duplicate, kept)
+        if reason:
+            self.repo_reasons[reason] += 1
+            return []
+        return kept
+
+    def write(self, directory: Path, index: int, num_shards: int, rows: dict[str, list[dict]]) -> None:
+        """Write shard ``index``'s rows of each split as ``<split>-<index>-of-<num_shards>.parquet``."""
+        for split, split_rows in rows.items():
+            if split_rows:
+                table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
+                path = Path(directory) / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
+                partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")  # a retried writer never clashes
+                pq.write_table(table, partial)
+                partial.replace(path)
+                self.splits[split].update(repos=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
+
+    def merge(self, other: Tally) -> Tally:
+        """Add ``other`` (a later shard) to this tally."""
+        self.funnel.input.update(other.funnel.input)
+        self.funnel.kept.update(other.funnel.kept)
+        for reason, counter in other.funnel.dropped.items():
+            self.funnel.dropped.setdefault(reason, Counter()).update(counter)
+        for mine, theirs in [(self.repo_reasons, other.repo_reasons), (self.languages, other.languages)]:
+            mine.update(theirs)
+        self.rule_counts.update(other.rule_counts)
+        self.edges += other.edges
+        self.syntax_errors = (self.syntax_errors + other.syntax_errors)[:MAX_LISTED]
+        self.hits = (self.hits + other.hits)[:MAX_LISTED]
+        for split in SPLITS:
+            self.splits[split].update(other.splits[split])
+        return self
+
+    def counts(self, selection: dict, repositories: int, clusters: list[list[str]], stage_bytes: dict) -> dict:
+        """The manifest's ``counts``: the funnel, repositories, splits, languages, clusters and hits."""
+        return {
+            "funnel": self.funnel.to_dict(),
+            "repositories": {
+                **selection,
+                "input": repositories,
+                "dropped": dict(sorted(self.repo_reasons.items())),
+                **{split: self.splits[split]["repos"] for split in SPLITS},
+            },
+            "splits": {split: dict(counter) for split, counter in self.splits.items()},
+            "languages": dict(sorted(self.languages.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "dependency_edges": self.edges,
+            "near_duplicate_clusters": clusters,
+            "syntax_errors": self.syntax_errors,
+            "decontamination": {"files": dict(sorted(self.rule_counts.items())), "hits": self.hits},
+            "stage_bytes": dict(stage_bytes),
+        }
+
+
 def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.Dataset:
     """Run the §2 pipeline into ``directory`` (parquet shards and ``manifest.json``); return the train split.
 
-    Without ``directory`` the corpus goes to ``artifacts/custom/data-<config fingerprint>/``.
+    Without ``directory`` the corpus goes to ``artifacts/custom/data-<config fingerprint>/``. With
+    ``config.engine == "spark"`` the same stages run as a Spark job (:mod:`dslib.data.spark`), with the same output.
     """
+    if config.engine == "spark":
+        from dslib.data import spark  # here, not at the top: it imports this module (and pyspark only when used)
+
+        return spark.build_corpus(config, directory)
     directory = Path(directory) if directory else artifact_dir("custom", f"data-{fingerprint(config)}")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -269,56 +417,16 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     survivors = [n for r in results for n, ok in zip(r.repos, r.survives, strict=True) if ok and n not in duplicates]
     heldout = _heldout(sorted(survivors), config.heldout_fraction, config.seed)
 
-    funnel, repo_reasons, languages = Funnel(), Counter(), Counter()
-    hits, rule_counts, edges, syntax_errors = [], Counter(), 0, []
-    splits = {split: Counter() for split in SPLITS}
+    tally = Tally()
     for result in tqdm(results, desc="data: dedup and write", unit="shard"):
         with open(scratch / f"shard-{result.index:05d}.pkl", "rb") as handle:
             records: list[RepoRecord] = pickle.load(handle)
         rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
         for record in records:
-            kept = []
-            for f in record.files:
-                reason = f.reason or ("near_duplicate" if record.name in duplicates else None) or f.syntax
-                if reason == "syntax_error":
-                    syntax_errors.append(f"{record.name}/{f.path}")
-                if reason is None and f.contamination:
-                    rule, item, ngram = f.contamination
-                    reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
-                    rule_counts[reason] += 1
-                    hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
-                funnel.add(f.bytes, reason)
-                if reason is None:
-                    kept.append(f)
-                    languages[f.language] += f.bytes
-            edges += record.edges
-            if not record.files:
-                repo_reasons["empty_repo"] += 1
-                logger.info("repository %s dropped: empty_repo", record.name)
-            elif record.name in duplicates:
-                repo_reasons["near_duplicate"] += 1
-                logger.info("repository %s dropped: near_duplicate", record.name)
-            elif not kept:
-                repo_reasons["no_files_kept"] += 1
-                reasons = Counter(f.reason or f.syntax or "decontaminated" for f in record.files)
-                logger.info("repository %s dropped: no_files_kept (%s)", record.name, dict(reasons))
-            else:
-                text = repo_sample([(f.path, f.language, f.text) for f in kept])
-                split = "heldout" if record.name in heldout else "train"
-                rows[split].append(
-                    dict(
-                        text=text,
-                        repo=record.name,
-                        languages=[f.language for f in kept],
-                        paths=[f.path for f in kept],
-                        size=len(text.encode()),
-                    )
-                )
-        for split, split_rows in rows.items():
-            if split_rows:
-                table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
-                pq.write_table(table, directory / f"{split}-{result.index:05d}-of-{config.num_shards:05d}.parquet")
-                splits[split].update(repos=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
+            kept = tally.add(record, record.name in duplicates)
+            if kept:
+                rows["heldout" if record.name in heldout else "train"].append(sample_row(record.name, kept))
+        tally.write(directory, result.index, config.num_shards, rows)
     shutil.rmtree(scratch)
 
     timings = Counter()
@@ -328,22 +436,9 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         stage_bytes.update(result.stage_bytes)
     timings["near_dedup"] += index_seconds
     timings.update(listing=listing_seconds, wall=time.perf_counter() - started)
-    counts = {
-        "funnel": funnel.to_dict(),
-        "repositories": {
-            **selection,
-            "input": len(names),
-            "dropped": dict(sorted(repo_reasons.items())),
-            **{split: splits[split]["repos"] for split in SPLITS},
-        },
-        "splits": {split: dict(counter) for split, counter in splits.items()},
-        "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "dependency_edges": edges,
-        "near_duplicate_clusters": [[names[i] for i in cluster] for cluster in clusters],
-        "syntax_errors": syntax_errors[:MAX_LISTED],
-        "decontamination": {"files": dict(sorted(rule_counts.items())), "hits": hits[:MAX_LISTED]},
-        "stage_bytes": dict(stage_bytes),
-    }
+    clusters = [[names[i] for i in cluster] for cluster in clusters]
+    counts = tally.counts(selection, len(names), clusters, stage_bytes)
+    funnel = tally.funnel
     logger.info(
         "data: kept %d of %d files (%d of %d bytes); dropped %s",
         funnel.kept["files"],
@@ -360,6 +455,26 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         timings={k: round(v, 4) for k, v in timings.items()},
     )
     return _load_split(directory, "train")
+
+
+def build_corpus_into(config: DataConfig, output: str | Path) -> Path:
+    """Build the corpus into ``output`` atomically: into a hidden sibling folder, renamed to ``output`` once the
+    manifest is written, so a partial folder never carries the final name (an older ``output`` is replaced)."""
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        build_corpus(config, partial)
+        if output.exists():
+            old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
+            output.rename(old)
+            partial.rename(output)
+            shutil.rmtree(old)
+        else:
+            partial.rename(output)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return output
 
 
 def _load_split(directory: Path, split: str) -> datasets.Dataset:

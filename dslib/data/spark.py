@@ -1,0 +1,326 @@
+"""The §2 data pipeline (DeepSeek-Coder Figure 2) as an Apache Spark job: the local engine's stages, its output.
+
+Spark's tasks call the stages' own functions (:func:`dslib.data.pipeline.screen`: reading, language
+identification, the §2.1 rules, Algorithm 1's dependency order, quality screening, decontamination and the
+MinHash signature of each repository's sample). The steps that need the whole corpus are Spark operations:
+
+- files → repositories (Parquet input): a shuffle by repository, sorted by path within each partition, so a
+  task streams one repository at a time. Only the first ``max_repo_files`` files of a repository carry their
+  content through the shuffle and files over ``max_file_bytes`` never do: one huge repository (skew) costs one
+  task at most ``max_repo_files × max_file_bytes`` of content in memory, the rest is metadata that Spark's
+  sort spills to disk.
+- near-dedup (§2.3): LSH bands of the signatures (datasketch's bands and rows for the threshold, as the
+  local engine), candidate pairs within each bucket confirmed by their estimated Jaccard similarity, then
+  connected components by iterative min-label propagation, the label ordering repositories as the local
+  engine meets them, so each cluster keeps the same representative.
+- the funnel and every count of the manifest: each output task's :class:`~dslib.data.pipeline.Tally`,
+  merged in shard order.
+
+Output: repositories sorted by name and dealt round-robin into ``num_shards`` shards, each written by one task
+under the local engine's file names. Only counts, the names in near-duplicate clusters and (for the
+Python-environment and folder sources) the file listing pass through the driver.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import os
+import shutil
+import sys
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import datasets
+import numpy as np
+from datasketch import MinHashLSH
+
+from dslib.artifacts import artifact_dir, fingerprint, write_manifest
+from dslib.config import DataConfig
+from dslib.data import dedup, pipeline, stack
+from dslib.data.sources import Repository, SourceFile, select_repositories
+
+logger = logging.getLogger(__name__)
+
+BATCH = 64  # repositories screened (and their signatures computed) per call inside a task
+
+
+class SparkUnavailable(RuntimeError):
+    """Spark cannot start here; the message says why in one line."""
+
+
+def unavailable() -> str | None:
+    """Why the Spark engine cannot run here (no pyspark, no Java runtime), or ``None``."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "the spark engine needs pyspark: pip install -e '.[spark]'"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)) and not shutil.which("java"):
+        return (
+            "the spark engine needs a Java runtime (17 or 21): apt-get install default-jre-headless, or set JAVA_HOME"
+        )
+    return None
+
+
+def session(master: str | None = None):
+    """The active SparkSession, or a new one at ``master`` (spark-submit's ``--master`` when None, else local[*])."""
+    reason = unavailable()
+    if reason:
+        raise SparkUnavailable(reason)
+    from pyspark.sql import SparkSession  # an optional dependency (the "spark" extra): imported only when used
+
+    if (master or "local").startswith("local"):
+        # Local workers run this interpreter, which has dslib's dependencies (the PATH's python3 may not).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("dslib.data").config("spark.ui.showConsoleProgress", "false")
+    if master:
+        builder = builder.master(master)
+    return builder.getOrCreate()
+
+
+def _shard_files(spark, location: str) -> list[tuple[str, int]]:
+    """``(URL, bytes)`` of every ``.parquet`` file at ``location``, through Hadoop's file systems (any URL)."""
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    listing = path.getFileSystem(conf).listFiles(path, True)
+    files = []
+    while listing.hasNext():
+        status = listing.next()
+        name = status.getPath().toString()
+        if name.endswith(".parquet"):
+            files.append((name, status.getLen()))
+    if not files:
+        raise FileNotFoundError(f"parquet source {location} holds no .parquet file")
+    return sorted(files)
+
+
+def _shard_columns(spark, url: str) -> list[str]:
+    """The top-level column names in the footer of one Parquet file (its rows are not read)."""
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    hadoop = jvm.org.apache.parquet.hadoop
+    reader = hadoop.ParquetFileReader.open(
+        hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(url), conf)
+    )
+    try:
+        return [field.getName() for field in reader.getFooter().getFileMetaData().getSchema().getFields()]
+    finally:
+        reader.close()
+
+
+def _parquet_files(spark, location: str, config: DataConfig, partitions: int):
+    """``(repository, SourceFile)`` pairs of the shards at ``location``; shards are read together by column set."""
+    from pyspark.sql import functions as F  # optional dependency, see session()
+
+    groups: dict[tuple, list[str]] = {}
+    bad: list[tuple[str, SourceFile]] = []
+    for url, size in _shard_files(spark, location):
+        chosen, missing = stack.columns(_shard_columns(spark, url))
+        if missing:
+            bad.append(stack.missing_column_file(url, size, missing))
+        else:
+            groups.setdefault(tuple(chosen.items()), []).append(url)
+    limit = config.max_file_bytes
+    files = spark.sparkContext.parallelize(bad, 1)
+    for chosen, urls in groups.items():
+        chosen = dict(chosen)
+        frame = spark.read.parquet(*urls).select(
+            *[F.col(chosen[key]).alias(key) if chosen[key] else F.lit(None).alias(key) for key in ("repo", "path")],
+            F.col("content").cast("binary").alias("content"),
+            (F.col(chosen["lang"]) if chosen["lang"] else F.lit(None)).cast("string").alias("lang"),
+        )
+        files = files.union(frame.rdd.map(lambda row: stack.row_file(row.repo, row.path, row.content, row.lang, limit)))
+    return files
+
+
+def _grouped(rows: Iterator, cap: int) -> Iterator[Repository]:
+    """Repositories from ``((repository, order), file)`` sorted by key: beyond ``cap`` files, contents are
+    dropped (the pipeline counts those files ``repo_file_limit`` without reading them)."""
+    for name, group in itertools.groupby(rows, key=lambda row: row[0][0]):
+        files = [f if n < cap else SourceFile(f.path, f.size, problem=f.problem) for n, (_, f) in enumerate(group)]
+        yield stack.repository(name, files)
+
+
+def _parquet_repositories(spark, location: str, config: DataConfig, partitions: int):
+    """The shuffle by repository: an RDD of :class:`Repository` and the selection report (§2, the crawl)."""
+    files = _parquet_files(spark, location, config, partitions)
+    if config.max_repos is not None or config.max_total_bytes is not None:
+        # The greedy budget walks repositories in a seeded order: their names and sizes (not contents) meet here.
+        sizes = files.map(lambda kv: (kv[0], kv[1].size)).reduceByKey(lambda a, b: a + b).collect()
+        stand_ins = [Repository(name, (SourceFile("", size),)) for name, size in sizes]
+        taken, selection = select_repositories(stand_ins, config.max_repos, config.max_total_bytes, config.seed)
+        chosen = spark.sparkContext.broadcast({r.name for r in taken})
+        files = files.filter(lambda kv: kv[0] in chosen.value)
+    else:
+        selection = None
+    keyed = files.map(lambda kv: ((kv[0], stack.file_order(kv[1])), kv[1]))
+    cap = config.max_repo_files
+    # crc32, not hash(): a repository must land in the same partition from every Python worker.
+    repos = keyed.repartitionAndSortWithinPartitions(
+        partitions, partitionFunc=lambda key: zlib.crc32(key[0].encode("utf-8", "surrogatepass"))
+    ).mapPartitions(lambda rows: _grouped(rows, cap))
+    return repos, selection
+
+
+def _screen(repos: Iterator[Repository], config: DataConfig) -> Iterator[tuple]:
+    """Pass 1 inside a task: ``(name, record, signature, survives, stage_bytes, size)``, in :data:`BATCH` batches."""
+    while batch := list(itertools.islice(repos, BATCH)):
+        timings, stage_bytes = Counter(), Counter()
+        records, signatures, survives = pipeline.screen(batch, config, timings, stage_bytes)
+        for n, (repo, record, signature, ok) in enumerate(zip(batch, records, signatures, survives, strict=True)):
+            yield record.name, record, signature, ok, dict(stage_bytes) if n == 0 else {}, repo.size
+
+
+def _count(total: tuple[int, Counter, int], row: tuple) -> tuple[int, Counter, int]:
+    """Add one screened repository to (repositories, bytes per stage, bytes selected)."""
+    total[1].update(row[1][4])  # update, unlike +, keeps the stages that counted 0 bytes
+    return total[0] + 1, total[1], total[2] + row[1][5]
+
+
+def _merge_counts(total: tuple[int, Counter, int], more: tuple[int, Counter, int]) -> tuple[int, Counter, int]:
+    total[1].update(more[1])
+    return total[0] + more[0], total[1], total[2] + more[2]
+
+
+def lsh_bands(config: DataConfig) -> tuple[int, int]:
+    """The LSH bands and rows per band that datasketch picks for the threshold (the local engine's index)."""
+    lsh = MinHashLSH(threshold=config.dedup_threshold, num_perm=config.dedup_num_perm)
+    return lsh.b, lsh.r
+
+
+def _bucket_pairs(members: list[tuple[tuple, np.ndarray]], threshold: float) -> Iterator[tuple[tuple, tuple]]:
+    """Candidate pairs of one LSH bucket whose estimated Jaccard similarity reaches ``threshold``."""
+    members = sorted(members, key=lambda m: m[0])
+    for i, (a, sig_a) in enumerate(members):
+        for b, sig_b in members[i + 1 :]:
+            if dedup.estimated_jaccard(sig_a, sig_b) >= threshold:
+                yield a, b
+
+
+def connected_components(edges, partitions: int):
+    """``(node, label)`` for every node of ``edges``: the least node of its component (min-label propagation,
+    one round per step of the longest shortest path, so a few rounds for near-duplicate clusters)."""
+    adjacent = edges.flatMap(lambda e: [e, (e[1], e[0])]).persist()
+    labels = adjacent.keys().distinct(partitions).map(lambda node: (node, node))
+    while True:
+        proposals = adjacent.join(labels, partitions).map(lambda kv: kv[1])
+        updated = labels.union(proposals).reduceByKey(min, partitions).persist()
+        updated.localCheckpoint()  # cut the lineage that grows by a join per round
+        changed = updated.join(labels, partitions).filter(lambda kv: kv[1][0] != kv[1][1]).count()
+        labels.unpersist()
+        labels = updated
+        if not changed:
+            adjacent.unpersist()
+            return labels
+
+
+def _near_duplicates(ranked, config: DataConfig, partitions: int, met) -> tuple[list[list[str]], object]:
+    """Near-dedup over Spark (§2.3): the clusters (names, in meeting order) and an RDD of ``(position,
+    "duplicate")`` for every member but the first one met, which is the cluster's representative."""
+    threshold, (bands, rows) = config.dedup_threshold, lsh_bands(config)
+    nodes = ranked.filter(lambda kv: not np.all(kv[1][2] == dedup.EMPTY))
+    nodes = nodes.map(lambda kv: ((met(kv[0]), kv[1][0]), kv[1][2]))  # node: (meeting order, name)
+    buckets = nodes.flatMap(
+        lambda kv: [((band, kv[1][band * rows : (band + 1) * rows].tobytes()), kv) for band in range(bands)]
+    )
+    pairs = buckets.groupByKey(partitions).flatMap(lambda kv: _bucket_pairs(list(kv[1]), threshold))
+    edges = pairs.distinct(partitions).persist()
+    if edges.isEmpty():
+        return [], ranked.context.emptyRDD()
+    labels = connected_components(edges, partitions)
+    edges.unpersist()
+    members = labels.map(lambda kv: (kv[1], kv[0])).groupByKey(partitions).map(lambda kv: sorted(kv[1])).collect()
+    clusters = [[name for _, name in cluster] for cluster in sorted(members)]
+    shards = config.num_shards
+    duplicates = labels.filter(lambda kv: kv[0] != kv[1]).map(
+        lambda kv: (kv[0][0][1] * shards + kv[0][0][0], "duplicate")
+    )
+    return clusters, duplicates.persist()
+
+
+def _write_shard(index: int, items: Iterator, directory: str, config: DataConfig) -> Iterator[tuple]:
+    """Pass 2 for shard ``index``: settle each repository, write the shard's files, return its tally."""
+    records, flags = {}, {}
+    for position, (kind, value) in items:
+        if kind == "record":
+            records[position] = value
+        else:
+            flags.setdefault(position, set()).add(kind)
+    tally = pipeline.Tally()
+    rows: dict[str, list[dict]] = {split: [] for split in pipeline.SPLITS}
+    for position in sorted(records):
+        record = records[position]
+        kept = tally.add(record, "duplicate" in flags.get(position, ()))
+        if kept:
+            split = "heldout" if "heldout" in flags.get(position, ()) else "train"
+            rows[split].append(pipeline.sample_row(record.name, kept))
+    tally.write(Path(directory), index, config.num_shards, rows)
+    yield index, tally
+
+
+def build_corpus(config: DataConfig, directory: Path | None = None, spark=None) -> datasets.Dataset:
+    """:func:`dslib.data.pipeline.build_corpus` as a Spark job (at ``config.spark_master`` or on ``spark``): the
+    same shards, manifest counts and near-duplicate clusters as the local engine for the same input and seed."""
+    directory = Path(directory) if directory else artifact_dir("custom", f"data-{fingerprint(config)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    spark = spark or session(config.spark_master)
+    context = spark.sparkContext
+    context.setJobGroup("dslib.data", f"DeepSeek-Coder §2 pipeline on {config.source}")
+    started = time.perf_counter()
+    partitions = config.spark_partitions or context.defaultParallelism
+    if config.source.startswith(stack.PARQUET_PREFIX):
+        repos, selection = _parquet_repositories(spark, config.source[len(stack.PARQUET_PREFIX) :], config, partitions)
+    else:
+        listed, selection = pipeline._repositories(config)  # the listing (paths and sizes), read on the driver
+        repos = context.parallelize(listed, max(1, min(partitions, len(listed))))
+    from pyspark import StorageLevel  # optional dependency, see session()
+
+    screened = repos.mapPartitions(lambda part: _screen(part, config)).persist(StorageLevel.MEMORY_AND_DISK)
+    # The local engine deals repositories sorted by name round-robin into shards and meets them shard by shard:
+    # position p (rank by name) is shard p % S, place p // S, and (p % S, p // S) is the order of meeting.
+    ranked = screened.sortBy(lambda row: row[0], numPartitions=partitions).zipWithIndex()
+    ranked = ranked.map(lambda kv: (kv[1], kv[0])).persist(StorageLevel.MEMORY_AND_DISK)
+    shards = config.num_shards
+    met = lambda p: (p % shards, p // shards)  # noqa: E731
+    total, stage_bytes, selected_bytes = ranked.treeAggregate((0, Counter(), 0), _count, _merge_counts)
+    if selection is None:
+        selection = dict(available=total, over_byte_budget=0, over_max_repos=0, selected=total)
+        selection["selected_bytes"] = selected_bytes
+    logger.info("data (spark): %d repositories screened after %.1fs", total, time.perf_counter() - started)
+    screened.unpersist()
+
+    clusters, duplicates = _near_duplicates(ranked, config, partitions, met)
+    logger.info("data (spark): %d near-duplicate clusters after %.1fs", len(clusters), time.perf_counter() - started)
+    survivors = ranked.filter(lambda kv: kv[1][3]).map(lambda kv: (kv[0], kv[1][0]))
+    survivors = survivors.subtractByKey(duplicates, partitions).map(
+        lambda kv: (pipeline.heldout_key(kv[1], config.seed), kv[0])
+    )
+    held = pipeline.heldout_count(survivors.persist().count(), config.heldout_fraction)
+    heldout = survivors.sortByKey(numPartitions=partitions).zipWithIndex().filter(lambda kv: kv[1] < held)
+    heldout = heldout.map(lambda kv: (kv[0][1], "heldout")) if held else context.emptyRDD()
+    items = ranked.map(lambda kv: (kv[0], ("record", kv[1][1]))).union(
+        duplicates.union(heldout).map(lambda kv: (kv[0], (kv[1], None)))
+    )
+    output = str(directory)
+    tallies = (
+        items.partitionBy(shards, partitionFunc=lambda p: p)
+        .mapPartitionsWithIndex(lambda index, part: _write_shard(index, part, output, config))
+        .collect()
+    )
+    for rdd in (ranked, duplicates, survivors):
+        rdd.unpersist()
+    tally = pipeline.Tally()
+    for _, shard_tally in sorted(tallies, key=lambda kv: kv[0]):
+        tally.merge(shard_tally)
+    counts = tally.counts(selection, total, clusters, stage_bytes)
+    write_manifest(
+        directory,
+        config,
+        inputs={"source": config.source, "repositories": total},
+        counts=counts,
+        timings={"wall": round(time.perf_counter() - started, 4)},
+    )
+    logger.info("data (spark): kept %d of %d files", tally.funnel.kept["files"], tally.funnel.input["files"])
+    return pipeline._load_split(directory, "train")
