@@ -29,18 +29,20 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import datasets
 import numpy as np
 from datasketch import MinHashLSH
 
-from dslib.artifacts import artifact_dir, fingerprint, write_manifest
-from dslib.config import DataConfig
+from dslib.artifacts import artifact_dir, fingerprint, read_manifest, write_manifest
+from dslib.config import DataConfig, Scale, resolve
 from dslib.data import dedup, pipeline, stack
 from dslib.data.sources import Repository, SourceFile, select_repositories
 
@@ -72,7 +74,8 @@ def session(master: str | None = None):
         raise SparkUnavailable(reason)
     from pyspark.sql import SparkSession  # an optional dependency (the "spark" extra): imported only when used
 
-    if (master or "local").startswith("local"):
+    submitted = master is None and "PYSPARK_GATEWAY_PORT" in os.environ  # under spark-submit: its settings rule
+    if not submitted and (master or "local").startswith("local"):
         # Local workers run this interpreter, which has dslib's dependencies (the PATH's python3 may not).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("dslib.data").config("spark.ui.showConsoleProgress", "false")
@@ -324,3 +327,36 @@ def build_corpus(config: DataConfig, directory: Path | None = None, spark=None) 
     )
     logger.info("data (spark): kept %d of %d files", tally.funnel.kept["files"], tally.funnel.input["files"])
     return pipeline._load_split(directory, "train")
+
+
+def funnel_side_by_side(scale: Scale | str | None = None, master: str = "local[2]") -> list[dict]:
+    """The funnel of the scale's corpus from each engine, built now from the same listing: files and bytes per
+    drop reason (and in, kept), local beside Spark; one row saying why when Spark cannot run here."""
+    reason = unavailable()
+    if reason:
+        return [dict(reason=f"not run: {reason}")]
+    config = resolve(scale).data
+    with tempfile.TemporaryDirectory() as scratch:
+        pipeline.build_corpus(config, Path(scratch) / "local")
+        build_corpus(replace(config, engine="spark", spark_master=master), Path(scratch) / "spark")
+        funnels = [read_manifest(Path(scratch) / engine)["counts"]["funnel"] for engine in ("local", "spark")]
+    local, distributed = funnels
+    rows = [dict(reason="input", stage="", local=local["input"], spark=distributed["input"])]
+    for name in sorted(set(local["dropped"]) | set(distributed["dropped"])):
+        stage = pipeline.REASON_STAGE[name]
+        rows.append(
+            dict(reason=name, stage=stage, local=local["dropped"].get(name), spark=distributed["dropped"].get(name))
+        )
+    rows.append(dict(reason="kept", stage="", local=local["kept"], spark=distributed["kept"]))
+    return [
+        dict(
+            reason=row["reason"],
+            stage=row["stage"],
+            **{
+                f"{engine} {unit}": (row[engine] or {}).get(unit, 0)
+                for engine in ("local", "spark")
+                for unit in ("files", "bytes")
+            },
+        )
+        for row in rows
+    ]
