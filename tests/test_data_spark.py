@@ -122,3 +122,18 @@ def test_a_failed_build_leaves_no_output_and_no_partial_folder(tmp_path, monkeyp
 def test_spark_is_optional(monkeypatch):
     monkeypatch.setattr(spark.importlib.util, "find_spec", lambda name: None)
     assert "pip install" in spark.unavailable()
+
+
+def test_connected_components_match_union_find(session):
+    edges = [(3, 1), (1, 4), (4, 0), (8, 7), (5, 5)]  # a path 3-1-4-0, a pair, a self-loop
+    labels = dict(spark.connected_components(session.sparkContext.parallelize(edges, 2), 2).collect())
+    parent = {}
+
+    def root(node):
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for a, b in edges:
+        parent[max(root(a), root(b))] = min(root(a), root(b))
+    assert labels == {node: root(node) for node in parent}

@@ -113,7 +113,7 @@ def _shard_columns(spark, url: str) -> list[str]:
         reader.close()
 
 
-def _parquet_files(spark, location: str, config: DataConfig, partitions: int):
+def _parquet_files(spark, location: str, config: DataConfig):
     """``(repository, SourceFile)`` pairs of the shards at ``location``; shards are read together by column set."""
     from pyspark.sql import functions as F  # optional dependency, see session()
 
@@ -148,7 +148,7 @@ def _grouped(rows: Iterator, cap: int) -> Iterator[Repository]:
 
 def _parquet_repositories(spark, location: str, config: DataConfig, partitions: int):
     """The shuffle by repository: an RDD of :class:`Repository` and the selection report (§2, the crawl)."""
-    files = _parquet_files(spark, location, config, partitions)
+    files = _parquet_files(spark, location, config)
     if config.max_repos is not None or config.max_total_bytes is not None:
         # The greedy budget walks repositories in a seeded order: their names and sizes (not contents) meet here.
         sizes = files.map(lambda kv: (kv[0], kv[1].size)).reduceByKey(lambda a, b: a + b).collect()
