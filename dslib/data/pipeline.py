@@ -221,17 +221,6 @@ def _heldout(names: list[str], fraction: float, seed: int) -> set[str]:
     return set(sorted(names, key=lambda n: heldout_key(n, seed))[: heldout_count(len(names), fraction)])
 
 
-def settle(record: RepoRecord, duplicate: bool) -> list[tuple[FileRecord, str | None]]:
-    """Each file of ``record`` with its final drop reason (``None``: kept) once near-dedup has decided (§2.3–2.4)."""
-    verdicts = []
-    for f in record.files:
-        reason = f.reason or ("near_duplicate" if duplicate else None) or f.syntax
-        if reason is None and f.contamination:
-            reason = "decontam_exact" if f.contamination[0] == "exact" else "decontam_10gram"
-        verdicts.append((f, reason))
-    return verdicts
-
-
 def repo_reason(record: RepoRecord, duplicate: bool, kept: list[FileRecord]) -> str | None:
     """Why a repository yields no sample (``empty_repo``, ``near_duplicate``, ``no_files_kept``), logged; else None."""
     if not record.files:
@@ -306,7 +295,7 @@ class Funnel:
 class Tally:
     """What pass 2 counts as repositories go by; the tallies of separate shards merge (the Spark engine's reduce)."""
 
-    funnel: Funnel = field(default_factory=lambda: Funnel())
+    funnel: Funnel = field(default_factory=Funnel)
     repo_reasons: Counter = field(default_factory=Counter)
     languages: Counter = field(default_factory=Counter)
     rule_counts: Counter = field(default_factory=Counter)
@@ -318,11 +307,13 @@ class Tally:
     def add(self, record: RepoRecord, duplicate: bool) -> list[FileRecord]:
         """Count ``record``'s files and return the ones its sample keeps (none when the repository is dropped)."""
         kept = []
-        for f, reason in settle(record, duplicate):
+        for f in record.files:
+            reason = f.reason or ("near_duplicate" if duplicate else None) or f.syntax
             if reason == "syntax_error" and len(self.syntax_errors) < MAX_LISTED:
                 self.syntax_errors.append(f"{record.name}/{f.path}")
-            if reason in STAGE_REASONS["decontam"]:
+            if reason is None and f.contamination:
                 rule, item, ngram = f.contamination
+                reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
                 self.rule_counts[reason] += 1
                 if len(self.hits) < MAX_LISTED:
                     self.hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
