@@ -17,8 +17,9 @@ MinHash signature of each repository's sample). The steps that need the whole co
   merged in shard order.
 
 Output: repositories sorted by name and dealt round-robin into ``num_shards`` shards, each written by one task
-under the local engine's file names. Only counts, the names in near-duplicate clusters and (for the
-Python-environment and folder sources) the file listing pass through the driver.
+under the local engine's file names. Only counts, the names in near-duplicate clusters, the file listing
+(Python-environment and folder sources) and, when a byte or repository budget is set, each repository's name
+and size pass through the driver; file contents never do.
 """
 
 from __future__ import annotations
