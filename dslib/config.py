@@ -69,7 +69,7 @@ class DataConfig:
     # Where the pipeline runs: "local" (multiprocessing) or "spark" (PySpark; same output, dslib/data/spark.py).
     engine: str = "local"
     spark_master: str | None = None  # e.g. "local[2]"; None: spark-submit's --master, else local[*]
-    spark_partitions: int | None = None  # partitions of the shuffle by repository; None: Spark's default parallelism
+    spark_partitions: int | None = None  # partitions of the shuffle by repository; None: one per 32 MB of Parquet
 
     def __post_init__(self):
         _positive(self, "max_file_bytes", "dedup_ngram", "dedup_num_perm", "num_proc", "num_shards")

@@ -50,6 +50,9 @@ from dslib.data.sources import Repository, SourceFile, select_repositories
 logger = logging.getLogger(__name__)
 
 BATCH = 64  # repositories screened (and their signatures computed) per call inside a task
+# Parquet bytes per partition of the shuffle by repository when data.spark_partitions is unset: each task's
+# Python sort then stays in memory (with 2 partitions for 1.2 GB it spilled for over 15 minutes).
+PARTITION_BYTES = 32 * 2**20
 
 
 class SparkUnavailable(RuntimeError):
@@ -115,12 +118,14 @@ def _shard_columns(spark, url: str) -> list[str]:
 
 
 def _parquet_files(spark, location: str, config: DataConfig):
-    """``(repository, SourceFile)`` pairs of the shards at ``location``; shards are read together by column set."""
+    """``(repository, SourceFile)`` pairs of the shards at ``location`` (shards read together by column set), and
+    the shards' total bytes."""
     from pyspark.sql import functions as F  # optional dependency, see session()
 
     groups: dict[tuple, list[str]] = {}
     bad: list[tuple[str, SourceFile]] = []
-    for url, size in _shard_files(spark, location):
+    shards = _shard_files(spark, location)
+    for url, size in shards:
         chosen, missing = stack.columns(_shard_columns(spark, url))
         if missing:
             bad.append(stack.missing_column_file(url, size, missing))
@@ -136,7 +141,7 @@ def _parquet_files(spark, location: str, config: DataConfig):
             (F.col(chosen["lang"]) if chosen["lang"] else F.lit(None)).cast("string").alias("lang"),
         )
         files = files.union(frame.rdd.map(lambda row: stack.row_file(row.repo, row.path, row.content, row.lang, limit)))
-    return files
+    return files, sum(size for _, size in shards)
 
 
 def _grouped(rows: Iterator, cap: int) -> Iterator[Repository]:
@@ -147,9 +152,12 @@ def _grouped(rows: Iterator, cap: int) -> Iterator[Repository]:
         yield stack.repository(name, files)
 
 
-def _parquet_repositories(spark, location: str, config: DataConfig, partitions: int):
-    """The shuffle by repository: an RDD of :class:`Repository` and the selection report (§2, the crawl)."""
-    files = _parquet_files(spark, location, config)
+def _parquet_repositories(spark, location: str, config: DataConfig):
+    """The shuffle by repository: an RDD of :class:`Repository`, the selection report (§2, the crawl) and the
+    number of partitions (``data.spark_partitions``, else one per :data:`PARTITION_BYTES` of input)."""
+    files, size = _parquet_files(spark, location, config)
+    default = max(spark.sparkContext.defaultParallelism, -(-size // PARTITION_BYTES))
+    partitions = config.spark_partitions or default
     if config.max_repos is not None or config.max_total_bytes is not None:
         # The greedy budget walks repositories in a seeded order: their names and sizes (not contents) meet here.
         sizes = files.map(lambda kv: (kv[0], kv[1].size)).reduceByKey(lambda a, b: a + b).collect()
@@ -165,7 +173,7 @@ def _parquet_repositories(spark, location: str, config: DataConfig, partitions: 
     repos = keyed.repartitionAndSortWithinPartitions(
         partitions, partitionFunc=lambda key: zlib.crc32(key[0].encode("utf-8", "surrogatepass"))
     ).mapPartitions(lambda rows: _grouped(rows, cap))
-    return repos, selection
+    return repos, selection, partitions
 
 
 def _screen(repos: Iterator[Repository], config: DataConfig) -> Iterator[tuple]:
@@ -275,7 +283,8 @@ def build_corpus(config: DataConfig, directory: Path | None = None, spark=None) 
     started = time.perf_counter()
     partitions = config.spark_partitions or context.defaultParallelism
     if config.source.startswith(stack.PARQUET_PREFIX):
-        repos, selection = _parquet_repositories(spark, config.source[len(stack.PARQUET_PREFIX) :], config, partitions)
+        location = config.source[len(stack.PARQUET_PREFIX) :]
+        repos, selection, partitions = _parquet_repositories(spark, location, config)
     else:
         listed, selection = pipeline._repositories(config)  # the listing (paths and sizes), read on the driver
         repos = context.parallelize(listed, max(1, min(partitions, len(listed))))
