@@ -187,7 +187,9 @@ def spark_scaling(scale: str, factors: list[int], workdir: Path) -> list[str]:
                 str(source),
                 str(workdir / f"{engine}-{factor}"),
             ]
-            done = subprocess.run(command + ["--scale", scale], capture_output=True, text=True, check=True)
+            done = subprocess.run(command + ["--scale", scale], capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{engine} at {factor}x failed:\n{done.stderr[-3000:]}")
             runs[engine] = json.loads(done.stdout.strip().splitlines()[-1])
         assert runs["local"].pop("counts") == runs["spark"].pop("counts"), "the engines' funnels differ"
         rows.append((factor, mb, runs["local"], runs["spark"]))
