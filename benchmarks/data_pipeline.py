@@ -1,15 +1,23 @@
-"""Throughput of each data stage (DeepSeek-Coder §2) and vectorised MinHash against datasketch.
+"""Throughput of each data stage (DeepSeek-Coder §2), and near-dedup against the fastest MinHash libraries.
 
     python benchmarks/data_pipeline.py [--quick] [--scale smoke]
 
 Part 1 builds the scale's default corpus in one process and prints MB/s per stage (the bytes that enter
-a stage over the seconds spent in it). Part 2 computes the MinHash signatures of the corpus's repository
-samples with ``dslib.data.dedup.minhash_signatures`` and with datasketch's per-document loop of
-``MinHash.update`` (one call per shingle, its default SHA-1 hash), and checks both estimates against the
-exact Jaccard similarity of sampled pairs: each sample against a copy with every k-th line edited (so the
-pairs span high and low similarity) and against other samples.
+a stage over the seconds spent in it). Part 2 runs near-dedup end to end, texts to clusters, on 300
+standard-library modules plus 150 planted forks of them (every k-th line edited), with
+``dslib.data.dedup.near_duplicate_clusters`` and with two libraries used as their documentation shows:
+datasketch (``MinHash.bulk`` and ``MinHashLSH``) and rensa (``RMinHash.from_token_sets`` and
+``RMinHashLSH``), both fed the word 5-gram strings of ``dedup.shingles``, all with 256 permutations,
+threshold 0.7, candidates confirmed by their estimated Jaccard and joined transitively. Each is checked
+against exact Jaccard: the estimate's error on the planted pairs and on random pairs, and the recall and
+false pairs of its clusters over every pair of the 450 texts.
 
-Part 3 (``--spark``) runs the local engine and the Spark engine (``local[2]``) on the same Parquet input in
+Part 3 (:func:`quality_and_decontam_cost`) splits the corpus back into files and times, on the same files in
+the same run, the quality screening of before issue 19 (the compiler check alone) against the whole stage
+(compiler, heuristic rules, quality model), and decontamination against HumanEval alone against every shipped
+benchmark, with the share of these (clean, released) files each flags.
+
+Part 4 (``--spark``) runs the local engine and the Spark engine (``local[2]``) on the same Parquet input in
 The Stack's schema: the scale's selected repositories replicated 1×, 4× and 16× (``--factors``) with perturbed
 text, each build in a fresh process; it prints seconds, the Spark/local ratio, and the peak memory of the
 driver (the Python process, and Spark's JVM), and plots seconds against input size to ``figures/``.
@@ -25,23 +33,33 @@ import random
 import resource
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasketch import MinHash
+import rensa
+from datasketch import MinHash, MinHashLSH
 
 from dslib.artifacts import figure_path
 from dslib.config import get_scale
 from dslib.data import pipeline, spark
-from dslib.data.dedup import estimated_jaccard, minhash_signatures, shingles
+from dslib.data.decontam import Decontaminator
+from dslib.data.dedup import clusters_from_signatures, estimated_jaccard, minhash_signatures, shingles
 from dslib.data.pipeline import build_corpus
+from dslib.data.quality import quality_reason, syntax_error_reason
 from dslib.data.sources import read_text
+from dslib.tokenizer import split_sample
+
+THRESHOLD, NUM_PERM = 0.7, 256
+DATASKETCH = "datasketch bulk + MinHashLSH"
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -65,61 +83,135 @@ def stage_throughput(config, directory: Path) -> tuple[list[str], object]:
     return lines, train
 
 
-def datasketch_loop(texts: list[str], num_perm: int, seed: int) -> list[MinHash]:
-    minhashes = []
-    for text in texts:
-        minhash = MinHash(num_perm=num_perm, seed=seed)
-        for shingle in shingles(text):
-            minhash.update(shingle.encode())
-        minhashes.append(minhash)
-    return minhashes
+def stdlib_texts(count: int, seed: int = 0) -> list[str]:
+    """``count`` standard-library modules of 2–40 KB (tests excluded), in a seeded order."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.rglob("*.py") if 2_000 <= p.stat().st_size <= 40_000 and "test" not in p.parts)
+    random.Random(seed).shuffle(files)
+    return [p.read_text(encoding="utf-8", errors="replace") for p in files[:count]]
 
 
-def minhash_comparison(texts: list[str], num_perm: int, pairs: int, seed: int = 1) -> list[str]:
-    minhash_signatures(texts[:1], num_perm=num_perm, seed=seed)  # warm both up (permutations, numpy, caches)
-    datasketch_loop(texts[:1], num_perm, seed)
-    start = time.perf_counter()
-    ours = minhash_signatures(texts, num_perm=num_perm, seed=seed)
-    ours_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    reference = datasketch_loop(texts, num_perm, seed)
-    reference_seconds = time.perf_counter() - start
+def plant(texts: list[str], count: int, seed: int = 0) -> tuple[list[str], list[tuple[int, int]]]:
+    """``texts`` and ``count`` forks of some of them with every k-th line edited, and the (original, fork) pairs."""
+    rng = random.Random(seed)
+    out, planted = list(texts), []
+    for a in rng.sample(range(len(texts)), count):
+        every = rng.choice([2, 3, 5, 8, 12, 20, 50])
+        lines = texts[a].splitlines()
+        out.append("\n".join(line + " # edited" if i % every == 0 else line for i, line in enumerate(lines)))
+        planted.append((a, len(out) - 1))
+    return out, planted
+
+
+def exact_jaccard(texts: list[str]) -> dict[tuple[int, int], float]:
+    """Exact Jaccard of the word 5-gram sets of every pair that shares one (the others have 0)."""
+    sets = [shingles(t) for t in texts]
+    holders: dict[str, list[int]] = {}
+    for i, s in enumerate(sets):
+        for shingle in s:
+            holders.setdefault(shingle, []).append(i)
+    shared: dict[tuple[int, int], int] = {}
+    for docs in holders.values():
+        for pair in combinations(docs, 2):
+            shared[pair] = shared.get(pair, 0) + 1
+    return {(i, j): c / (len(sets[i]) + len(sets[j]) - c) for (i, j), c in shared.items()}
+
+
+def union(n: int, pairs) -> list[list[int]]:
+    """Clusters of two or more of ``n`` items joined transitively by ``pairs``."""
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[max(root(i), root(j))] = min(root(i), root(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def lsh_clusters(minhashes, lsh) -> list[list[int]]:
+    """A library's LSH used as its documentation shows: insert each, query before inserting, confirm, join."""
+    pairs = []
+    for i, minhash in enumerate(minhashes):
+        pairs += [(j, i) for j in lsh.query(minhash) if minhash.jaccard(minhashes[j]) >= THRESHOLD]
+        lsh.insert(i, minhash)
+    return union(len(minhashes), pairs)
+
+
+def run_dslib(texts):
+    signatures = minhash_signatures(texts, NUM_PERM)  # near_duplicate_clusters, keeping the signatures
+    clusters = clusters_from_signatures(signatures, THRESHOLD)
+    return clusters, lambda i, j: estimated_jaccard(signatures[i], signatures[j])
+
+
+def run_datasketch(texts):
+    minhashes = MinHash.bulk([[s.encode() for s in shingles(t)] for t in texts], num_perm=NUM_PERM)
+    clusters = lsh_clusters(minhashes, MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM))  # its bands: 25 x 10
+    return clusters, lambda i, j: minhashes[i].jaccard(minhashes[j])
+
+
+def run_rensa(texts):
+    minhashes = rensa.RMinHash.from_token_sets([list(shingles(t)) for t in texts], NUM_PERM, 1)
+    # Its bands must divide the permutations: 32 x 8 is the split nearest the 0.7 threshold.
+    clusters = lsh_clusters(minhashes, rensa.RMinHashLSH(THRESHOLD, NUM_PERM, 32))
+    return clusters, lambda i, j: minhashes[i].jaccard(minhashes[j])
+
+
+def best_seconds(function: Callable, *args, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def dedup_comparison(count: int = 300, forks: int = 150, random_pairs: int = 150) -> list[str]:
+    texts, planted = plant(stdlib_texts(count), forks)
+    exact = exact_jaccard(texts)
+    near = {p for p, j in exact.items() if j >= THRESHOLD}
+    rng = random.Random(1)
+    others = [tuple(sorted(rng.sample(range(len(texts)), 2))) for _ in range(random_pairs)]
     mb = sum(len(t.encode()) for t in texts) / 1e6
-    count = sum(len(shingles(t)) for t in texts)
+    total = sum(len(shingles(t)) for t in texts)
+    shingle_sets = [list(shingles(t)) for t in texts]
     lines = [
-        f"{len(texts)} repository samples, {mb:.2f} MB, {count:,} distinct shingles, {num_perm} permutations",
-        f"{'':<34} {'seconds':>8} {'MB/s':>8} {'µs/shingle':>11}",
-        f"{'datasketch MinHash.update loop':<34} {reference_seconds:>8.2f} {mb / reference_seconds:>8.2f} "
-        f"{1e6 * reference_seconds / count:>11.2f}",
-        f"{'dslib minhash_signatures':<34} {ours_seconds:>8.2f} {mb / ours_seconds:>8.2f} "
-        f"{1e6 * ours_seconds / count:>11.2f}",
-        f"speed-up: {reference_seconds / ours_seconds:.1f}x (target >= 10x)",
+        f"{len(texts)} texts ({count} standard-library modules, {forks} planted forks), {mb:.2f} MB, "
+        f"{total:,} distinct 5-grams, {NUM_PERM} permutations, threshold {THRESHOLD}; best of 3",
+        f"{len(near)} pairs have exact Jaccard >= {THRESHOLD} "
+        f"({sum(exact.get(p, 0) >= THRESHOLD for p in planted)} of the planted pairs, the others natural)",
+        f"{'end to end, texts -> clusters':<34} {'seconds':>8} {'MB/s':>7} {'planted |err|':>14} {'random |err|':>13} "
+        f"{'recall':>12} {'false pairs':>12}",
     ]
-    rng = random.Random(0)
-    errors_ours, errors_reference, exacts = [], [], []
-    for _ in range(pairs):
-        a = rng.randrange(len(texts))
-        if rng.random() < 0.75:  # a fork of the same sample, edited every k-th line
-            every = rng.choice([2, 3, 5, 10, 20, 50])
-            lines_a = texts[a].splitlines()
-            b_text = "\n".join(line + " # edited" if i % every == 0 else line for i, line in enumerate(lines_a))
-        else:
-            b_text = texts[rng.randrange(len(texts))]
-        exact_a, exact_b = shingles(texts[a]), shingles(b_text)
-        exact = len(exact_a & exact_b) / len(exact_a | exact_b)
-        signature_b = minhash_signatures([b_text], num_perm=num_perm, seed=seed)[0]
-        reference_b = datasketch_loop([b_text], num_perm, seed)[0]
-        exacts.append(exact)
-        errors_ours.append(abs(estimated_jaccard(ours[a], signature_b) - exact))
-        errors_reference.append(abs(reference[a].jaccard(reference_b) - exact))
-    lines.append(f"Jaccard on {pairs} sampled pairs (exact values {min(exacts):.2f}–{max(exacts):.2f}):")
-    lines.append(f"{'':<34} {'mean |err|':>10} {'95th pct':>9} {'max':>7} {'within 0.05':>12}")
-    for name, errors in (("datasketch", errors_reference), ("dslib", errors_ours)):
-        errors = np.array(errors)
+    seconds = {}
+    for name, run in (("dslib", run_dslib), (DATASKETCH, run_datasketch), ("rensa", run_rensa)):
+        run(texts[:4])  # warm up: imports, permutations, the code-point table
+        seconds[name] = best_seconds(lambda run=run: run(texts)[0])
+        clusters, estimate = run(texts)
+        together = {p for c in clusters for p in combinations(sorted(c), 2)}
+        planted_err = np.array([abs(estimate(i, j) - exact.get((i, j), 0.0)) for i, j in planted])
+        random_err = np.array([abs(estimate(i, j) - exact.get((i, j), 0.0)) for i, j in others])
+        false = sum(exact.get(p, 0.0) < THRESHOLD for p in together)
         lines.append(
-            f"{name:<34} {errors.mean():>10.4f} {np.percentile(errors, 95):>9.4f} {errors.max():>7.4f} "
-            f"{np.mean(errors <= 0.05):>11.0%}"
+            f"{name:<34} {seconds[name]:>8.3f} {mb / seconds[name]:>7.1f} "
+            f"{planted_err.mean():>6.4f} ({planted_err.max():.3f}) {random_err.mean():>5.4f} ({random_err.max():.3f}) "
+            f"{len(near & together):>5}/{len(near):<6} {false:>5}/{len(together):<6}"
         )
+    shingling = best_seconds(lambda: [shingles(t) for t in texts])
+    kernel = best_seconds(lambda: rensa.RMinHash.from_token_sets(shingle_sets, NUM_PERM, 1))
+    lines += [
+        f"{'  Python shingling alone':<34} {shingling:>8.3f}   (regex words, joined 5-grams; in both libraries' rows)",
+        f"{'  rensa signatures, shingles given':<34} {kernel:>8.3f}",
+        f"dslib: {seconds[DATASKETCH] / seconds['dslib']:.1f}x faster than datasketch (target >= 5x); "
+        f"dslib / rensa time: {seconds['dslib'] / seconds['rensa']:.2f} (target <= 1.5)",
+        "|err|: mean (max) of |estimate - exact Jaccard|; recall: pairs at >= 0.7 put in one cluster; false pairs: "
+        "pairs in one cluster below 0.7",
+    ]
     return lines
 
 
@@ -218,11 +310,63 @@ def spark_scaling(scale: str, factors: list[int], workdir: Path) -> list[str]:
     return lines
 
 
+MODEL_THRESHOLD = 0.1  # the quality model's threshold in notebook 01's hand-checked sample
+
+
+def _best_of(runs: int, work) -> tuple[float, list]:
+    best, out = float("inf"), None
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = work()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def quality_and_decontam_cost(train, config, runs: int = 3) -> list[str]:
+    """Seconds per MB of quality screening and decontamination, before and after issue 19, on the same files."""
+    files = [
+        (path, text, language)
+        for row in train
+        if row["source"] == "code"
+        for path, text, language in zip(
+            row["paths"], split_sample(row["text"], row["paths"], row["languages"]), row["languages"], strict=True
+        )
+    ]
+    mb = sum(len(text.encode()) for _, text, _ in files) / 1e6
+    rules = replace(config, quality_model_threshold=0.0)
+    model = replace(config, quality_model_threshold=config.quality_model_threshold or MODEL_THRESHOLD)
+    quality_reason(*files[0], model)  # load the model and the grammars outside the clock
+    before, _ = _best_of(runs, lambda: [syntax_error_reason(p, t, lang) for p, t, lang in files])
+    after, reasons = _best_of(runs, lambda: [quality_reason(p, t, lang, rules) for p, t, lang in files])
+    with_model, scored = _best_of(runs, lambda: [quality_reason(p, t, lang, model) for p, t, lang in files])
+    humaneval = Decontaminator.from_benchmarks(benchmarks=("humaneval-python",))
+    every = Decontaminator.from_benchmarks()
+    texts = [text for _, text, _ in files]
+    one, hits_one = _best_of(runs, lambda: [humaneval.find(t) for t in texts])
+    all_, hits_all = _best_of(runs, lambda: [every.find(t) for t in texts])
+    flagged, flagged_model = sum(r is not None for r in reasons), sum(r is not None for r in scored)
+    return [
+        f"{len(files)} code files, {mb:.2f} MB (best of {runs} runs)",
+        f"{'':<44} {'ms/MB':>8} {'flagged':>8}",
+        f"{'quality: compiler check only (before)':<44} {1e3 * before / mb:>8.1f}",
+        f"{'quality: compiler + heuristic rules':<44} {1e3 * after / mb:>8.1f} {flagged / len(files):>8.2%}",
+        f"{f'quality: + model at {model.quality_model_threshold}':<44} {1e3 * with_model / mb:>8.1f} "
+        f"{flagged_model / len(files):>8.2%}",
+        f"quality cost ratio: rules {after / before:.2f}x, rules + model {with_model / before:.2f}x (target <= 1.5x)",
+        f"{'decontam: HumanEval (Python) only (before)':<44} {1e3 * one / mb:>8.1f} "
+        f"{sum(h is not None for h in hits_one) / len(files):>8.2%}",
+        f"{f'decontam: every shipped benchmark ({len(every)} strings)':<44} {1e3 * all_ / mb:>8.1f} "
+        f"{sum(h is not None for h in hits_all) / len(files):>8.2%}",
+        f"decontam cost ratio: {all_ / one:.2f}x; what it flags in these released packages: "
+        + ", ".join(sorted({str(h) for h in hits_all if h})[:8]),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a 3 MB corpus and fewer pairs")
+    parser.add_argument("--quick", action="store_true", help="a 3 MB corpus for the stage throughput")
     parser.add_argument("--scale", default="smoke", help="whose data config to use (default smoke)")
-    parser.add_argument("--spark", action="store_true", help="part 3 only: Spark local[2] against the local engine")
+    parser.add_argument("--spark", action="store_true", help="part 4 only: Spark local[2] against the local engine")
     parser.add_argument("--factors", default="1,4,16", help="input sizes for --spark, in copies of the corpus")
     parser.add_argument("--run-engine", nargs=3, metavar=("ENGINE", "SOURCE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,10 +386,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lines, train = stage_throughput(config, Path(tmp))
         print("\n".join(["Stage throughput, default corpus (one process):", *lines, ""]))
-        texts = train["text"]
-    print(
-        "\n".join(["MinHash signatures:", *minhash_comparison(texts, config.dedup_num_perm, 40 if args.quick else 120)])
-    )
+        quality = quality_and_decontam_cost(train, config)
+        print("\n".join(["Quality screening and decontamination (issue 19):", *quality, ""]))
+    print("\n".join(["Near-dedup against the libraries (one process):", *dedup_comparison()]))
 
 
 if __name__ == "__main__":

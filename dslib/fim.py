@@ -42,7 +42,9 @@ from typing import TypeVar
 import numpy as np
 from tokenizers import Tokenizer
 
+from dslib.artifacts import save_figure
 from dslib.config import FIM_MODES, FIMConfig
+from dslib.results import result_row
 from dslib.tokenizer import BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, encode_text
 
 Mode = str | Mapping[str, float]
@@ -399,13 +401,6 @@ def tokens_html(ids: Sequence[int], tok: Tokenizer, highlight: Sequence[int] = (
     return "".join(cells)
 
 
-def tokens_text(ids: Sequence[int], tok: Tokenizer, highlight: Sequence[int] = ()) -> str:
-    """``ids`` as plain text: tokens joined by ``·``, the ``highlight`` ids as ``⟦…⟧``."""
-    marked = set(highlight)
-    parts = [tok.decode([i], skip_special_tokens=False) for i in ids]
-    return "·".join(f"⟦{p}⟧" if i in marked else p.replace("\n", "↵") for i, p in zip(ids, parts, strict=True))
-
-
 def modes_html(text: str, tok: Tokenizer, modes: Sequence[Mode] = FIM_MODES, seed: int = 0) -> str:
     """An HTML table: ``text`` as the model sees it in training under each mode (FIM applied, EOS closing)."""
     ids = sentinel_ids(tok)
@@ -448,3 +443,49 @@ def split_statistics(
         "relative_cuts": pairs.ravel(),
         "middle_share": pairs[:, 1] - pairs[:, 0],
     }
+
+
+def plot_splits(draws: Mapping, path=None):
+    """Where :func:`split_statistics`' split points fall (uniform) and the middle's share of a document (density
+    2(1 − x), mean 1/3; Bavarian et al. §3); returns the figure."""
+    import matplotlib.pyplot as plt  # the plotting stack loads only where a figure is drawn
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.hist(draws["relative_cuts"], bins=40, density=True, color="#457b9d")
+    left.axhline(1.0, color="k", ls="--", label="uniform")
+    left.set(title="where the split points fall", xlabel="position / document length", ylabel="density")
+    right.hist(draws["middle_share"], bins=40, density=True, color="#e76f51")
+    right.plot([0, 1], [2, 0], "k--", label="2(1 − x): |U₁ − U₂|")
+    right.set(title=f"middle share, mean {draws['middle_share'].mean():.3f}", xlabel="middle / document length")
+    left.legend(loc="lower center"), right.legend()
+    save_figure(fig, path, 120)
+    return fig
+
+
+def result_rows(draws: Mapping, streams: Mapping[str, Mapping], level: str) -> list[dict]:
+    """FIM's numbers beside the paper's (§3.1; Bavarian et al.): the rate over repeated draws
+    (:func:`split_statistics`), the rate in the packed stream at ``level`` and the share of training sequences
+    holding a middle at each level (``streams``: :func:`dslib.packing.stream_statistics` per level), and the
+    middle's mean share of a document."""
+    unit, stream = ("document" if level == "document" else "fragment"), streams[level]
+    ci = f"95% CI {draws['ci95_low']:.3f}–{draws['ci95_high']:.3f}"
+    rows = [
+        result_row("FIM rate (documents transformed, repeated draws)", round(draws["rate"], 4), 0.5, "[P] §3.1", ci)
+    ]
+    rows.append(
+        result_row(
+            f"FIM rate in the packed stream ({unit}s, {level}-level FIM)",
+            round(stream[f"{unit}_rate"], 4),
+            0.5,
+            "[P] §3.1",
+            f"{stream[f'fim_{unit}s']} of {stream[f'{unit}s']} {unit}s",
+        )
+    )
+    for each, stats in streams.items():
+        why = "FIM per training context" if each == "context" else "lowers the context-level rate"
+        held = f"training sequences holding a FIM middle ({each}-level FIM)"
+        rows.append(result_row(held, round(stats["sequence_rate"], 4), None, "[FIM] §4", why))
+    share = round(float(draws["middle_share"].mean()), 4)
+    return rows + [
+        result_row("mean middle share of a document", share, round(1 / 3, 4), "[FIM] §3", "two uniform split points")
+    ]

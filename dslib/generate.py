@@ -10,7 +10,7 @@ HumanEval completions with the stop words ``"\\ndef"``, ``"\\nclass"``, ``"\\nif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -83,12 +83,14 @@ def generate(
     tokenizer=None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    on_token: Callable[[int, int], None] | None = None,
 ) -> list[list[int]]:
     """The new tokens of each row (prompt excluded), ending at a stop as the module docstring describes.
 
     ``input_ids``: a ragged list of prompts, or a left-padded ``[B, T]`` tensor with ``attention_mask``
     (1 = token) or ``pad_token_id``. ``use_cache=False`` re-runs the whole sequence each step (the reference
-    the cache is tested against). ``generator`` makes sampling reproducible.
+    the cache is tested against). ``generator`` makes sampling reproducible. ``on_token(row, token)`` is called
+    for each token as it is kept, for streaming output.
     """
     if max_new_tokens < 0 or temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(
@@ -122,6 +124,8 @@ def generate(
                 done[row] = True
                 continue
             tokens[row].append(token)
+            if on_token is not None:
+                on_token(row, token)
             done[row] = bool(stop_words) and any(w in tokenizer.decode(tokens[row]) for w in stop_words)
         if all(done):
             break

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -39,7 +38,6 @@ __all__ = [
     "config_to_hf",
     "count_parameters",
     "from_hf",
-    "profile_attention",
     "rope_cos_sin",
     "rope_inv_freq",
     "to_hf",
@@ -441,61 +439,3 @@ def to_hf(model: Transformer, path: str | Path) -> Path:
     (path / "config.json").write_text(json.dumps(config_to_hf(model.config, dtype), indent=2) + "\n")
     save_file(state, path / "model.safetensors", metadata={"format": "pt"})
     return path
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Measuring the attention backends (notebook 04_model)
-
-
-def profile_attention(
-    backend: str,
-    seq_len: int,
-    config: ModelConfig,
-    batch_size: int = 1,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-    repeats: int = 3,
-) -> dict:
-    """Forward + backward of one causal attention call shaped like ``config``'s: best time and memory.
-
-    ``saved_mib`` is what autograd keeps for the backward pass (eager attention keeps the T × T
-    probabilities; the fused kernels keep O(T) statistics), counted exactly on any device; on CUDA
-    ``peak_mib`` adds the allocator's peak over the call.
-    """
-    shape = (batch_size, config.num_attention_heads, seq_len, config.head_dim)
-    kv_shape = (batch_size, config.num_key_value_heads, seq_len, config.head_dim)
-    q = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
-    k, v = (torch.randn(kv_shape, device=device, dtype=dtype, requires_grad=True) for _ in "kv")
-    cuda = torch.device(device).type == "cuda"
-    saved: dict[int, int] = {}
-    inputs = {x.untyped_storage().data_ptr() for x in (q, k, v)}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in inputs:  # the inputs (and views of them) exist anyway
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    times, peak = [], None
-    for _ in range(repeats + 1):  # the first call warms up and is not timed
-        saved.clear()
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        start = time.perf_counter()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = ATTENTION[backend](q, k, v, None)
-        out.sum().backward()
-        if cuda:
-            torch.cuda.synchronize()
-            peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-        times.append(time.perf_counter() - start)
-        q.grad = k.grad = v.grad = None
-    return {
-        "backend": backend,
-        "seq_len": seq_len,
-        "ms": min(times[1:]) * 1e3,
-        "saved_mib": sum(saved.values()) / 2**20,
-        "peak_mib": peak,
-    }

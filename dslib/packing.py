@@ -30,8 +30,6 @@ which counts what the training loop received, when DataLoader workers are used.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,19 +44,17 @@ from tqdm import tqdm
 
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
+from dslib.data.mix import mix_order, realised_shares
+from dslib.data.pipeline import language_subset, load_corpus
 from dslib.fim import DEEPSEEK, ContextFIM, FIMSplit, Sentinel, Sentinels, encode_fim
-from dslib.tokenizer import BOS
+from dslib.tokenizer import BOS, ensure_tokenizer
+from dslib.training.parallel import rank_and_world
 
 TOKENS_FILE = "tokens.bin"
 STREAM_FORMAT = 2  # 2: each document opens with BOS; a change here rebuilds cached streams
 DOCUMENTS_FILE = "documents.npy"  # per document in stream order: start, length (EOS included), mode code
 MODE_CODES = {None: 0, **{mode: i + 1 for i, mode in enumerate(FIM_MODES)}}
 NO_FIM = FIMConfig(fim_rate=0.0)
-
-
-def fim_data_fields(fim: FIMConfig) -> dict:
-    """The fields of ``fim`` that shape the training data; the ablation's (``ablation_*``) do not."""
-    return {k: v for k, v in dataclasses.asdict(fim).items() if not k.startswith("ablation")}
 
 
 def encode_documents(
@@ -110,12 +106,22 @@ def build_stream(
     seed: int = 0,
     sentinels: Sentinels = DEEPSEEK,
     batch_size: int = 64,
+    mix: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Write the FIM'd, EOS-joined token stream of ``corpus`` (texts, or a Dataset with ``text``); return counts."""
+    """Write the FIM'd, EOS-joined token stream of ``corpus`` (texts, or a Dataset with ``text``); return counts.
+
+    With ``mix`` weights (§2's data mix) and a Dataset with ``source`` and ``size`` columns, the documents are
+    sampled by :func:`dslib.data.mix.mix_order` (a repeated document keeps its FIM draw) and the counts record
+    each source's realised share of the tokens.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     dtype = np.uint16 if tok.get_vocab_size() <= 1 << 16 else np.uint32
-    order = np.random.default_rng(seed).permutation(len(corpus))
+    sources = corpus["source"] if mix is not None else None
+    if sources is not None:
+        order = mix_order(sources, corpus["size"], mix, seed)
+    else:
+        order = np.random.default_rng(seed).permutation(len(corpus))
     documents = np.zeros((len(order), 3), dtype=np.int64)
     total, row = 0, 0
     with open(directory / TOKENS_FILE, "wb") as out, tqdm(total=len(order), desc="FIM + packing", unit="doc") as bar:
@@ -129,7 +135,9 @@ def build_stream(
             bar.update(len(idx))
     np.save(directory / DOCUMENTS_FILE, documents)
     fim_docs = documents[:, 2] > 0
+    mixed = {"mix": realised_shares([sources[i] for i in order], documents[:, 1])} if sources is not None else {}
     return {
+        **mixed,
         "documents": len(order),
         "tokens": total,
         "dtype": np.dtype(dtype).name,
@@ -143,13 +151,7 @@ def stream_label(split: str, fim: FIMConfig) -> str:
     """A readable folder name for a split's stream under a FIM setting, e.g. ``train_psm_fim0.5_1a2b3c4d``."""
     modes = fim.mode if isinstance(fim.mode, dict) else {fim.mode: 1.0}
     mode = "+".join(f"{m}{w:g}" if len(modes) > 1 else m for m, w in sorted(modes.items()))
-    return f"{split}_{mode}_fim{fim.fim_rate:g}_{fingerprint(fim_data_fields(fim))[:8]}"
-
-
-def _dist() -> tuple[int, int, bool]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size(), True
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), False
+    return f"{split}_{mode}_fim{fim.fim_rate:g}_{fingerprint(fim)[:8]}"
 
 
 def ensure_stream(
@@ -165,17 +167,23 @@ def ensure_stream(
     fim = scale.fim if fim is None else fim
     fim = NO_FIM if fim.level == "context" else fim  # context-level FIM is applied as sequences are read
     seed = scale.train.seed if seed is None else seed
-    rank, _, distributed = _dist()
+    rank, _ = rank_and_world()
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
 
     def build_all() -> Path:
-        from dslib.data.pipeline import load_corpus
-        from dslib.tokenizer import ensure_tokenizer
-
         corpus = load_corpus(scale, split)
         tok = ensure_tokenizer(scale)
+        # The data mix (§2) shapes what training sees; held-out data stays as it is, every document once.
+        mix = scale.data.mix_weights if split == "train" else None
+        languages = {}
+        if scale.ablation.languages:  # the ablation's subset (§3.1.2: Python), both splits alike, with no mix
+            corpus, mix = language_subset(corpus, scale.ablation.languages), None
+            languages = {"languages": list(scale.ablation.languages)}
         config = {
+            **languages,
             "split": split,
-            "fim": fim_data_fields(fim),
+            "mix": mix,
+            "fim": fim,
             "seed": seed,
             "corpus": corpus._fingerprint,
             "tokenizer": fingerprint(tok.to_str()),
@@ -184,7 +192,7 @@ def ensure_stream(
 
         def build(directory: Path) -> None:
             start = time.perf_counter()
-            counts = build_stream(corpus, tok, directory, fim, seed)
+            counts = build_stream(corpus, tok, directory, fim, seed, mix=mix)
             write_manifest(
                 directory,
                 config,
@@ -193,7 +201,8 @@ def ensure_stream(
                 timings={"build_s": time.perf_counter() - start},
             )
 
-        return ensure(scale.name, f"packed/{stream_label(split, fim)}", config, build)
+        subset = "_" + "+".join(scale.ablation.languages).lower() if scale.ablation.languages else ""
+        return ensure(scale.name, f"packed/{stream_label(split, fim)}{subset}", config, build)
 
     if not distributed:
         return build_all()
@@ -384,11 +393,9 @@ def packed_dataset(
     scale = resolve(scale)
     fim = scale.fim if fim is None else fim
     seed = scale.train.seed if seed is None else seed
-    dist_rank, dist_world, _ = _dist()
+    dist_rank, dist_world = rank_and_world()
     context_fim = None
     if fim.level == "context":
-        from dslib.tokenizer import ensure_tokenizer
-
         context_fim = ContextFIM(ensure_tokenizer(scale), fim)
     return PackedDataset.from_dir(
         ensure_stream(scale, split, fim, seed),

@@ -118,6 +118,16 @@ PRETRAINING = {
     "source": "[P] §3.4, §3.6; [LLM] §2.3",
 }
 
+INSTRUCTION_TUNING = {
+    "format": "Alpaca instruction format, <|EOT|> ends each turn",  # [P] §3.7
+    "schedule": "cosine",  # [P] §3.7
+    "warmup_steps": 100,  # [P] §3.7
+    "lr": 1e-5,  # [P] §3.7
+    "batch_tokens": 4e6,  # [P] §3.7
+    "tokens": 2e9,  # [P] §3.7; unreleased data
+    "source": "[P] §3.7",
+}
+
 _T3_COLUMNS = ("Python", "C++", "Java", "PHP", "TS", "C#", "Bash", "JS", "Avg", "MBPP")
 TABLE3 = Table(
     name="Table 3: HumanEval (multilingual) and MBPP pass@1",
@@ -209,6 +219,23 @@ TABLE7 = Table(
     },
 )
 
+# The repository-level ablation's claims (dslib.ablation.repo_level), judged on our runs beside Table 7.
+REPO_FINDINGS = (
+    Finding(
+        "repo_beats_file",
+        "Repository-level pretraining (files in dependency order) beats file-level pretraining on cross-file "
+        "completion with retrieval.",
+        "[P] §4.2, Table 7",
+    ),
+    Finding(
+        "order_matters",
+        "Dependency order beats the same repository samples in a random order (the order matters, not only the "
+        "concatenation).",
+        "[P] §2.2, Algorithm 1",
+    ),
+    Finding("retrieval_helps", "Retrieved cross-file context improves completion.", "[P] Table 7"),
+)
+
 TABLE8 = Table(
     name="Table 8: program-aided math reasoning (PAL)",
     source="[P] Table 8",
@@ -245,11 +272,62 @@ FIM_FINDINGS = (
     Finding("psm50_beats_msp50", "50% PSM beats 50% MSP.", "[P] §3.1.2, Fig. 3"),
     Finding("no_l2r_cost_to_90", "FIM rates up to 90% cost nothing in left-to-right loss; 100% does.", "[FIM] §4.2"),
     Finding(
-        "joint_transfer", "Joint PSM+SPM training makes both prompt formats work (they transfer).", "[FIM] Table 1"
-    ),
-    Finding(
-        "psm_only_fails_spm_variant1",
-        "Training on one format alone transfers poorly to the other (SPM-only models fail PSM prompts).",
+        "spm_at_least_psm",
+        "SPM prompts infill at least as well as PSM prompts (SPM variant 2, trained in its own format).",
         "[FIM] Table 1",
     ),
+    Finding(
+        "joint_transfer", "Joint PSM+SPM training makes both prompt formats work (they transfer).", "[FIM] Table 1"
+    ),
+    # Table 1 (FIM 90%): PSM-only training scores .625 single-line with SPM prompts, because an SPM variant 2
+    # example is a PSM example with an empty prefix; SPM-only training scores .023 with PSM prompts.
+    Finding(
+        "psm_only_transfers_to_spm",
+        "With SPM variant 2, PSM-only training transfers to SPM prompts.",
+        "[FIM] Table 1",
+    ),
+    Finding("spm_only_fails_psm", "SPM-only training transfers poorly to PSM prompts.", "[FIM] Table 1"),
 )
+
+# Where each evaluation task of dslib.eval.tasks is reported: (table, column); Table 5 prints "plain (CoT)".
+TASK_COLUMNS = {
+    "humaneval-python": (TABLE3, "Python"),
+    "humaneval-cpp": (TABLE3, "C++"),
+    "humaneval-java": (TABLE3, "Java"),
+    "humaneval-php": (TABLE3, "PHP"),
+    "humaneval-ts": (TABLE3, "TS"),
+    "humaneval-cs": (TABLE3, "C#"),
+    "humaneval-sh": (TABLE3, "Bash"),
+    "humaneval-js": (TABLE3, "JS"),
+    "mbpp": (TABLE3, "MBPP"),
+    "leetcode": (TABLE5, "Overall"),
+    "leetcode-cot": (TABLE5, "Overall"),
+    "gsm8k": (TABLE8, "GSM8k"),
+    "math": (TABLE8, "MATH"),
+    "gsm-hard": (TABLE8, "GSM-Hard"),
+    "svamp": (TABLE8, "SVAMP"),
+    "asdiv": (TABLE8, "ASDiv"),
+    "mawps": (TABLE8, "MAWPS"),
+}
+RELEASED_SIZES = {"1.3B": 1_346_471_936, "6.7B": 6_740_512_768, "33B": 33_342_991_360}  # Table 2's checkpoints
+
+
+def nearest_size(num_parameters: int) -> str:
+    """The released model size (``1.3B``, ``6.7B``, ``33B``) nearest to ``num_parameters``."""
+    return min(RELEASED_SIZES, key=lambda size: abs(RELEASED_SIZES[size] - num_parameters))
+
+
+def task_number(task: str, size: str, instruct: bool, column: str | None = None) -> float | None:
+    """The paper's pass@1 (%) of DeepSeek-Coder-Base/-Instruct ``size`` on ``task``; None where it reports none.
+
+    ``column`` picks a sub-score of the task's table (LeetCode's ``Easy``, ``Medium``, ``Hard``).
+    """
+    table, default = TASK_COLUMNS[task]
+    row = f"DeepSeek-Coder-{'Instruct' if instruct else 'Base'} {size}"
+    if row not in table.rows:
+        return None
+    value = table.get(row, column or default)
+    if isinstance(value, str):  # Table 5: "plain (chain-of-thought)"
+        plain, cot = value.replace(")", "").split(" (")
+        value = float(cot if task.endswith("-cot") else plain)
+    return value

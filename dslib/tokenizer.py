@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import datasets
@@ -28,8 +29,12 @@ import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from tqdm import tqdm
 
-from dslib.artifacts import artifact_dir, ensure, fingerprint, read_manifest, write_manifest
+from dslib import paper
+from dslib.artifacts import artifact_dir, ensure, fingerprint, read_manifest, save_figure, write_manifest
 from dslib.config import Scale, resolve
+from dslib.data.languages import path_comment
+from dslib.data.pipeline import load_corpus
+from dslib.results import result_row
 
 # The released added tokens, in id order; the bar is U+FF5C (FULLWIDTH VERTICAL LINE) and the space
 # U+2581 (LOWER ONE EIGHTH BLOCK), exactly as in the release (FACTS §2). <|User|>, <|Assistant|> and
@@ -181,18 +186,20 @@ def bytes_per_token(tok: Tokenizer, texts: Sequence[str]) -> float:
     return n_bytes / max(n_tokens, 1)
 
 
-def save_tokenizer(tok: Tokenizer, directory: str | Path) -> Path:
+def save_tokenizer(tok: Tokenizer, directory: str | Path, chat_template: str | None = None) -> Path:
     """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json`` for ``transformers``.
 
     ``AutoTokenizer.from_pretrained(directory)`` then encodes exactly as ``tok`` does, BOS included. The
     config mirrors the released Base model's (add_bos_token, EOS doubling as pad, model_max_length 16384);
     the class is ``PreTrainedTokenizerFast``, which loads ``tokenizer.json`` as is in transformers 4 and 5.
+    With a ``chat_template`` it mirrors the released Instruct model's instead: the template stored, ``<|EOT|>``
+    the EOS token and ``<｜end▁of▁sentence｜>`` the pad token.
     """
     special_token_ids(tok)  # refuse to write a tokenizer that would not load as DeepSeek-Coder's
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tok.save(str(directory / "tokenizer.json"))
-    special = {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS}
+    special = {"bos_token": BOS, "eos_token": EOS if chat_template is None else EOT, "pad_token": EOS}
     config = {
         **special,
         "add_bos_token": True,
@@ -203,6 +210,8 @@ def save_tokenizer(tok: Tokenizer, directory: str | Path) -> Path:
         "model_max_length": MODEL_MAX_LENGTH,
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
+    if chat_template is not None:
+        config["chat_template"] = chat_template
     for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special)):
         (directory / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return directory
@@ -265,15 +274,16 @@ def ensure_tokenizer(scale: Scale | str | None = None) -> Tokenizer:
     """The scale's tokenizer from ``artifacts/<scale>/tokenizer/``, trained on the train split when missing.
 
     It trains on the first ``TokenizerConfig.train_bytes`` of the repositories in a seeded random order; a
-    change of the data or tokenizer config retrains it.
+    change of the data or tokenizer config retrains it. ``data.repo_level`` is the exception: every value keeps
+    the same files (:mod:`dslib.data.repo_level`), and one tokenizer, trained on the paper's repository samples,
+    serves all three, so that the repository-level ablation's models share a vocabulary and its evaluation.
     """
     scale = resolve(scale)
+    scale = replace(scale, data=replace(scale.data, repo_level="dependency"))
     cfg = scale.tokenizer
     config = {"tokenizer": cfg, "data": scale.data}
 
     def build(directory: Path) -> None:
-        from dslib.data.pipeline import load_corpus
-
         corpus = load_corpus(scale, "train")
         sample = training_sample(corpus, cfg.train_bytes)
         start = time.perf_counter()
@@ -308,8 +318,6 @@ def vocab_sweep(scale: Scale | str | None = None) -> list[dict]:
     config = {"tokenizer": cfg, "data": scale.data}
 
     def build(directory: Path) -> None:
-        from dslib.data.pipeline import load_corpus
-
         corpus = load_corpus(scale, "train")
         sample = training_sample(corpus, cfg.train_bytes)
         heldout = training_sample(load_corpus(scale, "heldout"), cfg.train_bytes)["text"]
@@ -338,8 +346,6 @@ def vocab_sweep(scale: Scale | str | None = None) -> list[dict]:
 def split_sample(text: str, paths: Sequence[str], languages: Sequence[str | None]) -> list[str]:
     """The files of a repository sample (DeepSeek-Coder §2.2: each headed by a comment holding its path), the
     inverse of ``dslib.data.pipeline.repo_sample``: each file's text without its header line."""
-    from dslib.data.languages import path_comment
-
     headers = [path_comment(p, lang) + "\n" for p, lang in zip(paths, languages, strict=True)]
     starts = []
     position = 0
@@ -409,3 +415,66 @@ def encode_dataset(
     )
     encoded.save_to_disk(str(out_dir))
     return datasets.load_from_disk(str(out_dir))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Figures and result rows (notebook 02_tokenizer)
+
+
+def plot_compression(by_language: Sequence[dict], vocab_size: int, scale: str, path: str | Path | None = None):
+    """Held-out bytes per token by language (:func:`compression_by_language`), as bars; returns the axes."""
+    import matplotlib.pyplot as plt  # the plotting stack loads only where a figure is drawn
+
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(by_language) + 1.2))
+    ax.barh([f"{r['language']} ({r['files']})" for r in by_language], [r["bytes_per_token"] for r in by_language])
+    ax.invert_yaxis()
+    ax.set_xlabel("UTF-8 bytes per token (held-out files)")
+    ax.set_title(f"Compression by language, V = {vocab_size:,} ({scale})")
+    save_figure(fig, path, 150)
+    return ax
+
+
+def plot_vocab_sweep(sweep: Sequence[dict], scale: str, path: str | Path | None = None):
+    """Held-out bytes per token against the learned vocabulary size (:func:`vocab_sweep`); returns the axes."""
+    import matplotlib.pyplot as plt  # the plotting stack loads only where a figure is drawn
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([r["vocab_size"] for r in sweep], [r["bytes_per_token"] for r in sweep], "o-")
+    ax.set_xscale("log")
+    ax.set_xticks([r["vocab_size"] for r in sweep], [f"{r['vocab_size']:,}" for r in sweep], minor=False)
+    ax.minorticks_off()
+    ax.set(xlabel="learned vocabulary size", ylabel="held-out bytes per token", title=f"Vocabulary sweep ({scale})")
+    save_figure(fig, path, 150)
+    return ax
+
+
+def result_rows(tok: Tokenizer, vocab_size: int, bytes_per_token: float, hf_equal: bool, scale: str) -> list[dict]:
+    """The tokenizer's numbers beside the paper's (§3.2; the released tokenizer's added tokens): ``hf_equal`` is
+    whether ``transformers``' AutoTokenizer gave the same ids and decoded losslessly."""
+    ids = special_token_ids(tok)
+    added = paper.TOKENIZER["released_entries"] - paper.TOKENIZER["vocab_size"]
+    specials = f"BOS at V+{ids[BOS] - vocab_size}, <|EOT|> at V+{ids[EOT] - vocab_size} (released: 32013, 32021)"
+    return [
+        result_row("learned vocabulary", vocab_size, paper.TOKENIZER["vocab_size"], "§3.2", f"scale {scale}"),
+        result_row(
+            "added tokens after the vocabulary",
+            tok.get_vocab_size() - vocab_size,
+            added,
+            paper.TOKENIZER["source"],
+            specials,
+        ),
+        result_row(
+            "held-out bytes per token",
+            round(bytes_per_token, 3),
+            None,
+            "§3.2",
+            "the paper reports no compression figure",
+        ),
+        result_row(
+            "transformers AutoTokenizer: same ids, lossless",
+            hf_equal,
+            None,
+            "[R] tokenizer_config.json",
+            "PreTrainedTokenizerFast folder",
+        ),
+    ]

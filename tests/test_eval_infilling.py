@@ -75,3 +75,51 @@ def test_bad_input_fails_clearly(tasks):
         infilling.score_infills(tasks[:2], ["x"], progress=False)
     with pytest.raises(ValueError, match="no infilling tasks"):
         infilling.score_infills([], [], progress=False)
+
+
+# --------------------------------------------------------------------------- held-out single-line infilling
+
+
+def test_sample_files_splits_a_repository_sample_back_into_its_files():
+    from dslib.data.pipeline import repo_sample, sample_files
+
+    files = [("a.py", "Python", "x = 1"), ("b/c.js", "JavaScript", "f();\n"), ("d.py", "Python", "# a.py\n")]
+    row = {"repo": "r", "text": repo_sample(files), "paths": [f[0] for f in files], "languages": [f[1] for f in files]}
+    spans = sample_files(row)
+    assert [(p, lang) for p, lang, _, _ in spans] == [(p, lang) for p, lang, _ in files]
+    texts = [row["text"][a:b] for _, _, a, b in spans]
+    assert texts == ["x = 1\n", "f();\n", "# a.py\n"]  # a file quoting another's header is not split there
+    with pytest.raises(ValueError, match="repository 'r'.*'e.py'"):
+        sample_files({**row, "paths": [*row["paths"][:2], "e.py"]})
+
+
+def test_heldout_line_tasks_mask_one_line_of_a_heldout_python_file():
+    from dslib.data.pipeline import load_corpus, sample_files
+
+    heldout = load_corpus("smoke", "heldout")
+    texts = set(heldout["text"])
+    tasks = infilling.heldout_line_tasks("smoke", 40)
+    assert tasks == infilling.heldout_line_tasks("smoke", 40)  # deterministic
+    assert 0 < len(tasks) <= 40 and len({t["task_id"] for t in tasks}) == len(tasks)
+    assert infilling.heldout_line_tasks("smoke", 10) == tasks[:10]  # the same order: by hash
+    python = {(row["repo"], p) for row in heldout for p, lang, _, _ in sample_files(row) if lang == "Python"}
+    for t in tasks:
+        assert t["prefix"] + t["middle"] + t["suffix"] in texts  # a held-out repository sample, whole
+        assert t["middle"].strip() and t["middle"].count("\n") <= 1 and (t["middle"].endswith("\n") or not t["suffix"])
+        assert t["prefix"] == "" or t["prefix"].endswith("\n")  # a whole line
+        repo, _, rest = t["task_id"].removeprefix("HeldoutLine/").partition("/")
+        assert any(r == repo and rest.startswith(p + "/L") for r, p in python)
+
+
+def test_language_subset_keeps_only_the_languages_files():
+    from dslib.data.pipeline import language_subset, load_corpus, repo_sample, sample_files
+
+    corpus = load_corpus("smoke", "train")
+    subset = language_subset(corpus, ["Python"])
+    assert 0 < len(subset) <= len(corpus) and set(subset["source"]) == {"code"}
+    assert all(set(langs) == {"Python"} for langs in subset["languages"])
+    for row in subset.select(range(min(3, len(subset)))):
+        files = [(p, lang, row["text"][a:b]) for p, lang, a, b in sample_files(row)]
+        assert repo_sample(files) == row["text"] and row["size"] == len(row["text"].encode())
+    with pytest.raises(ValueError, match="no repository"):
+        language_subset(corpus, ["Fortran"])

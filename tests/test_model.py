@@ -23,11 +23,11 @@ from dslib.model import (
     eager_attention,
     flash_attention,
     from_hf,
-    profile_attention,
     rope_cos_sin,
     sdpa_attention,
     to_hf,
 )
+from dslib.model_analysis import profile_attention
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

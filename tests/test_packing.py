@@ -5,14 +5,16 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
 
 from dslib.artifacts import write_manifest
 from dslib.config import ConfigError, FIMConfig
+from dslib.data.mix import mix_order
 from dslib.fim import ContextFIM, Sentinel, recover_document
-from dslib.packing import NO_FIM, PackedDataset, build_stream, fim_data_fields, stream_statistics
+from dslib.packing import NO_FIM, PackedDataset, build_stream, stream_label, stream_statistics
 from dslib.tokenizer import ADDED_TOKENS, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, encode_text, train_tokenizer
 
 SEQ_LEN = 32
@@ -328,9 +330,27 @@ def test_context_fim_is_the_same_for_any_split_and_resumes_exactly(tmp_path):
     assert len(seen) == len(reference) and all(torch.equal(a, b) for a, b in zip(seen, reference, strict=True))
 
 
-def test_fim_level_and_data_fields():
+def test_fim_level_and_stream_labels():
     with pytest.raises(ConfigError, match="document, context"):
         FIMConfig(level="sequence")
-    fields = fim_data_fields(FIMConfig(level="context"))
-    assert fields["level"] == "context" and not any(k.startswith("ablation") for k in fields)
-    assert fim_data_fields(FIMConfig(ablation_steps=3)) == fim_data_fields(FIMConfig())
+    # Streams built before the FIM ablation's settings left FIMConfig keep their folders (labels recorded then).
+    assert stream_label("train", FIMConfig()) == "train_psm_fim0.5_a312fe45"
+    assert stream_label("train", FIMConfig(level="context")) == "train_psm_fim0.5_431f062f"
+    joint = FIMConfig(level="context", mode={"psm": 0.5, "spm": 0.5})
+    assert stream_label("heldout", joint) == "heldout_psm0.5+spm0.5_fim0.5_abe743eb"
+
+
+def test_mixed_stream_samples_sources_by_weight_and_records_token_shares(tmp_path):
+    """§2's mix: documents drawn by mix_order, each written whole, and the realised token shares counted."""
+    texts = corpus()[:12]
+    sources = ["english" if i % 4 == 0 else "code" for i in range(len(texts))]
+    table = datasets.Dataset.from_dict({"text": texts, "source": sources, "size": [len(t.encode()) for t in texts]})
+    counts = build_stream(table, tokenizer(), tmp_path, NO_FIM, seed=3, mix={"code": 0.5, "english": 0.5})
+    expected = mix_order(sources, table["size"], {"code": 0.5, "english": 0.5}, 3)
+    assert counts["documents"] == len(expected)
+    docs = _documents(np.fromfile(tmp_path / "tokens.bin", dtype=counts["dtype"]))
+    assert [tokenizer().decode(d) for d in docs] == [texts[i] for i in expected]
+    mix = counts["mix"]
+    assert set(mix) == {"code", "english"} and mix["code"]["tokens"] + mix["english"]["tokens"] == counts["tokens"]
+    assert mix["english"]["documents"] == sum(sources[i] == "english" for i in expected)
+    assert abs(mix["english"]["share"] - 0.5) < 0.2  # bytes are the sampler's unit, tokens what is recorded

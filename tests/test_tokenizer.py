@@ -2,9 +2,7 @@
 and agreement with ``transformers`` on our folder and on a folder shaped like the release."""
 
 import json
-import sys
 import sysconfig
-import types
 import unicodedata
 from pathlib import Path
 
@@ -378,7 +376,7 @@ def test_ensure_tokenizer_and_sweep_train_once_at_the_scale_offsets(monkeypatch,
         calls.append(split)
         return heldout if split == "heldout" else corpus
 
-    monkeypatch.setitem(sys.modules, "dslib.data.pipeline", types.SimpleNamespace(load_corpus=load_corpus))
+    monkeypatch.setattr(T, "load_corpus", load_corpus)
     monkeypatch.setenv("DSLIB_HOME", str(tmp_path))
     scale = get_scale("smoke", {"tokenizer.train_bytes": 1_000_000, "tokenizer.sweep_vocab_sizes": [500, 2000]})
     tok = T.ensure_tokenizer(scale)

@@ -10,10 +10,8 @@ import pytest
 import torch
 
 import dslib.train
-from dslib import checkpoint as ckpt
 from dslib.config import ConfigError, TrainConfig, get_scale
 from dslib.model import Transformer, from_hf
-from dslib.schedule import learning_rate, milestone_steps, paper_description, schedule
 from dslib.train import (
     NonFiniteLossError,
     SyntheticStream,
@@ -26,6 +24,8 @@ from dslib.train import (
     read_metrics,
     train,
 )
+from dslib.training import checkpoint as ckpt
+from dslib.training.schedule import learning_rate, milestone_steps, paper_description, schedule
 
 # ---------------------------------------------------------------------------------------------- schedule
 
@@ -65,7 +65,7 @@ def test_paper_schedule():
 
 
 def test_schedule_follows_the_paper_description_at_every_scale():
-    # dslib.paper.PRETRAINING (transcribed from the papers) against dslib.schedule (computed from TrainConfig).
+    # dslib.paper.PRETRAINING (transcribed from the papers) against dslib.training.schedule (computed from TrainConfig).
     for name in ("smoke", "cpu", "gpu", "paper"):
         config = get_scale(name).train
         for start, end, lr in paper_description(config):
@@ -82,6 +82,40 @@ def test_long_context_scale_is_section_3_6():
     assert scale.train.lr == pytest.approx(5.3e-5)  # "LR as in the final pretraining stage"
     assert all(learning_rate(s, scale.train) == pytest.approx(5.3e-5) for s in (0, 500, 999))
     assert scale.model.max_position_embeddings >= 16_384
+
+
+# Run fingerprints recorded after issues 19 and 20 (their DataConfig fields, the data mix, quality screening and the
+# MinHash family, change the corpus, so runs before them retrain; with issue 13's DataConfig the code still gives
+# that issue's pins, 7426225e8962b8f1 for smoke pretraining). The long-context and ablation settings leaving
+# TrainConfig and FIMConfig, TrainConfig.lr_schedule and Scale.instruct (§3.7) must not change them.
+RECORDED_FINGERPRINTS = {
+    ("smoke", "pretrain"): "88c4e335e233be9a",
+    ("smoke", "long_context"): "74c512fdc11955f0",
+    ("cpu", "pretrain"): "c85c46f4b2cb6254",
+    ("cpu", "long_context"): "467cfdc1aab9354b",
+    ("gpu", "pretrain"): "5b034c5a5b8f2648",
+}
+
+
+@pytest.mark.parametrize(("name", "stage"), list(RECORDED_FINGERPRINTS))
+def test_run_fingerprints_are_unchanged(name, stage):
+    assert dslib.train.run_fingerprint(TrainRun(get_scale(name), stage=stage)) == RECORDED_FINGERPRINTS[name, stage]
+
+
+def test_run_fingerprint_ignores_how_a_run_is_carried_out():
+    base = dslib.train.run_fingerprint(TrainRun(get_scale("smoke")))
+    how = ["train.compile=true", "train.checkpoint_every=3", "train.num_workers=2", "model.attn_implementation=eager"]
+    assert dslib.train.run_fingerprint(TrainRun(get_scale("smoke", how))) == base
+    # another stage's settings (instruction tuning's own run has train.lr_schedule=cosine)
+    assert dslib.train.run_fingerprint(TrainRun(get_scale("smoke", ["instruct.lr=0.5"]))) == base
+    for what in (
+        "train.lr=0.01",
+        "train.lr_schedule=cosine",
+        "long_context.steps=9",
+        "fim.fim_rate=0.1",
+        "model.rope_theta=500",
+    ):
+        assert dslib.train.run_fingerprint(TrainRun(get_scale("smoke", [what]))) != base, what
 
 
 def test_flops_per_token_for_the_1_3b_preset():
@@ -142,7 +176,7 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
     with torch.no_grad():
         for p in other.parameters():
             p.add_(1.0)
-    trainer, data = ckpt.load_checkpoint(path, other, other_opt)
+    trainer, data = ckpt.load_training_state(path, other, other_opt)
     assert trainer["step"] == 7 and trainer["fingerprint"] == "x" and data == {"pos": 41}
     assert (random.random(), np.random.rand(), torch.rand(1)) == draws  # RNG states of all three libraries
     for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
@@ -160,7 +194,7 @@ def test_keep_last_and_skip_incomplete_or_corrupted(tmp_path, caplog):
     (tmp_path / "step_00000004" / ckpt.MARKER).unlink()  # died before the marker
     data = (tmp_path / "step_00000003" / "optimizer.pt").read_bytes()
     (tmp_path / "step_00000003" / "optimizer.pt").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one flipped bit
-    with caplog.at_level(logging.WARNING, logger="dslib.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="dslib.training.checkpoint"):
         assert ckpt.latest_checkpoint(tmp_path).name == "step_00000002"
     assert "step_00000004: no COMPLETE.json" in caplog.text
     assert "step_00000003: optimizer.pt does not match its SHA-256 checksum" in caplog.text
@@ -211,7 +245,7 @@ def test_corrupted_checkpoint_is_skipped_when_resuming(tmp_path, caplog):
     _run(tmp_path, "run", stop_after=10)
     newest = tmp_path / "run" / "checkpoints" / "step_00000008" / "model.pt"
     newest.write_bytes(newest.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="dslib.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="dslib.training.checkpoint"):
         resumed = _run(tmp_path, "run")
     assert "skipping checkpoint" in caplog.text and "step_00000008: model.pt has 100 bytes" in caplog.text
     assert resumed.resumed_from == 4
@@ -259,12 +293,12 @@ def test_long_context_continues_from_pretraining(tmp_path):
     long = _run(tmp_path, "long", stage="long_context", init_from=pre.final_checkpoint)
     config = long.model.config
     assert config.rope_theta == 100_000 and config.rope_scaling == {"type": "linear", "factor": 4.0}
-    smoke = get_scale("smoke").train
-    assert len(long.metrics) == smoke.long_context_steps
-    assert long.metrics[0]["tokens"] == smoke.long_context_batch_size * smoke.seq_len * 4
+    smoke = get_scale("smoke")
+    assert len(long.metrics) == smoke.long_context.steps
+    assert long.metrics[0]["tokens"] == smoke.long_context.batch_size * smoke.train.seq_len * 4
     # Started from the pretrained weights: the first long-context loss is far below a fresh model's log(V).
     assert long.metrics[0]["loss"] < pre.metrics[0]["loss"] - 0.05
-    assert all(r["lr"] == pytest.approx(smoke.lr * 0.1) for r in long.metrics)
+    assert all(r["lr"] == pytest.approx(smoke.train.lr * 0.1) for r in long.metrics)
 
 
 def test_export_hf_round_trip(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dslib.config import ModelConfig, Scale, TrainConfig, get_scale
+from dslib.config import LongContextConfig, ModelConfig, Scale, TrainConfig, get_scale
 from dslib.train import TrainRun, train
 
 GOLDEN = Path(__file__).parent / "golden" / "smoke_loss.json"
@@ -22,7 +22,12 @@ GOLDEN = Path(__file__).parent / "golden" / "smoke_loss.json"
 
 def _scale(stored: dict) -> Scale:
     train_config = {k: tuple(v) if isinstance(v, list) else v for k, v in stored["train"].items()}
-    return Scale(name="smoke", model=ModelConfig(**stored["model"]), train=TrainConfig(**train_config))
+    return Scale(
+        name="smoke",
+        model=ModelConfig(**stored["model"]),
+        train=TrainConfig(**train_config),
+        long_context=LongContextConfig(**stored["long_context"]),
+    )
 
 
 def _losses(scale: Scale, output_dir: Path) -> list[float]:
@@ -41,7 +46,7 @@ if __name__ == "__main__":
     import tempfile
 
     smoke = get_scale("smoke")
-    stored = {"model": asdict(smoke.model), "train": asdict(smoke.train)}
+    stored = {"model": asdict(smoke.model), "train": asdict(smoke.train), "long_context": asdict(smoke.long_context)}
     with tempfile.TemporaryDirectory() as tmp:
         stored["losses"] = _losses(_scale(stored), Path(tmp))
     stored["generated_with"] = {"torch": torch.__version__, "python": sys.version.split()[0]}

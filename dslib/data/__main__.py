@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     manifest = read_manifest(directory)
     print(f"corpus at scale {scale.name} from {scale.data.source}: {directory}")
+    counts = manifest["counts"]
+    print(f"documents: repo_level={scale.data.repo_level}; {counts['splits']['train'].get('documents', 0)} in train")
+    print(f"held out ({counts['heldout']['rule']}): {', '.join(counts['heldout']['repositories']) or 'none'}")
     for row in stage_rows(manifest):
         print(f"  {row['stage']:<16} {row['files_out']:>8} files {row['bytes_out']:>14,} bytes  {row['retained']:6.1%}")
     print("dropped:")

@@ -122,6 +122,13 @@ def _normalise(folder: str, relative: str) -> str | None:
 
 def _python(node: tree_sitter.Node, path: str, index: RepoIndex) -> set[str]:
     """The most specific module file each imported name resolves to (a submodule, else its package)."""
+    return {target for _, target in _python_bindings(node, path, index)}
+
+
+def _python_bindings(node: tree_sitter.Node, path: str, index: RepoIndex) -> list[tuple[str, str]]:
+    """``(bound name, repository file)`` for each name the import statement binds that resolves to a file of the
+    repository: ``import a.b`` binds ``a``, ``import a.b as x`` and ``from a import b as x`` bind ``x``;
+    ``from a import *`` gives the name ``"*"``."""
 
     def rooted(relative: str) -> list[str]:
         # A top-level package sits in a source root: a folder that is not itself a package.
@@ -152,9 +159,15 @@ def _python(node: tree_sitter.Node, path: str, index: RepoIndex) -> set[str]:
     def dotted(name: tree_sitter.Node) -> str:
         return _text(name.child_by_field_name("name") if name.type == "aliased_import" else name)
 
-    names = [dotted(n) for n in node.children_by_field_name("name")]
+    def bound(name: tree_sitter.Node, module: str) -> str:
+        if name.type == "aliased_import":
+            return _text(name.child_by_field_name("alias"))
+        return module.split(".")[0] if node.type == "import_statement" else module
+
+    name_nodes = node.children_by_field_name("name")
+    names = [dotted(n) for n in name_nodes]
     if node.type == "import_statement":
-        return {m for name in names if (m := resolve(None, name))}
+        return [(bound(n, name), m) for n, name in zip(name_nodes, names, strict=True) if (m := resolve(None, name))]
     module_node = node.child_by_field_name("module_name")
     folder, module = None, _text(module_node)
     if module_node.type == "relative_import":
@@ -163,8 +176,24 @@ def _python(node: tree_sitter.Node, path: str, index: RepoIndex) -> set[str]:
         folder = posixpath.dirname(path)
         for _ in range(dots - 1):
             folder = posixpath.dirname(folder)
-    targets = [f"{module}.{name}" if module else name for name in names] or [module]
-    return {m for target in targets if (m := resolve(folder, target))}
+    targets = [
+        (bound(n, name), f"{module}.{name}" if module else name) for n, name in zip(name_nodes, names, strict=True)
+    ]
+    return [(name, m) for name, target in targets or [("*", module)] if (m := resolve(folder, target))]
+
+
+def python_imports(
+    path: str, text: str, repo_paths: Collection[str], root: tree_sitter.Node | None = None
+) -> list[tuple[str, str]]:
+    """``(bound name, repository file)`` for each import of a Python file that resolves inside the repository
+    (the resolution of :func:`extract_dependencies`); ``"*"`` stands for a wildcard import's names. ``root``: the
+    file's parse tree, when the caller has it."""
+    index = repo_paths if isinstance(repo_paths, RepoIndex) else RepoIndex(repo_paths)
+    root = parse(text, "Python").root_node if root is None else root
+    captures = tree_sitter.QueryCursor(_query("Python")).captures(root)
+    return [
+        pair for node in captures.get("import", ()) for pair in _python_bindings(node, path, index) if pair[1] != path
+    ]
 
 
 def _java(node: tree_sitter.Node, path: str, index: RepoIndex) -> set[str]:
@@ -347,6 +376,16 @@ def extract_dependencies(path: str, text: str, repo_paths: Collection[str]) -> s
                     found |= _javascript(specifier, path, index)
     found.discard(path)
     return found
+
+
+def import_nodes(path: str, text: str, root: tree_sitter.Node | None = None) -> list[tree_sitter.Node]:
+    """The nodes of a file's import statements that :func:`extract_dependencies` reads (``root``: its parse tree,
+    when the caller has it)."""
+    grammar = grammar_for(path, detect_language(path))
+    if grammar not in _QUERIES:
+        return []
+    root = parse(text, grammar).root_node if root is None else root
+    return [node for nodes in tree_sitter.QueryCursor(_query(grammar)).captures(root).values() for node in nodes]
 
 
 def _is_js_import(string: tree_sitter.Node) -> bool:

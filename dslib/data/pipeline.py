@@ -4,17 +4,19 @@ crawl → language identification → rule filter (§2.1) → dependency parsing
 near-dedup (§2.3) → quality screening and decontamination (§2.4). Every file the source lists is either
 kept or dropped with one reason, so the funnel in the manifest satisfies *input = kept + Σ dropped*, in
 files and in bytes. Each repository becomes one sample: its kept files in dependency order, each headed
-by a comment holding its path.
+by a comment holding its path (``data.repo_level`` shuffles them or makes each file a document instead:
+:mod:`dslib.data.repo_level`). Held-out repositories, and copies of their files elsewhere, stay out of training.
 
 Work is split into ``num_shards`` fixed shards of repositories (round-robin by name) processed by
 ``num_proc`` worker processes; the output depends on the shards only, never on the number of workers.
 Pass 1 (parallel) reads, filters, orders, screens each repository and computes the MinHash signature of
-its sample; near-dedup then runs over all signatures; pass 2 drops duplicates and writes the shards.
+its sample (:func:`screen`); near-dedup then runs over all signatures; pass 2 (:class:`dslib.data.tally.Tally`)
+drops duplicates and copies of held-out files and writes the shards. ``data.engine = "spark"`` runs the same
+stages as a Spark job (:mod:`dslib.data.spark`) with the same output.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import pickle
@@ -22,6 +24,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -36,40 +39,19 @@ from dslib.artifacts import artifact_dir, ensure, fingerprint, read_manifest, wr
 from dslib.config import DataConfig, Scale, resolve
 from dslib.data import dedup, deps
 from dslib.data.decontam import Decontaminator
-from dslib.data.filters import RULE_REASONS, rule_filter_reason
+from dslib.data.filters import rule_filter_reason
 from dslib.data.languages import detect_language, path_comment
-from dslib.data.quality import syntax_error_reason
+from dslib.data.mix import docs_repositories
+from dslib.data.quality import quality_reason
+from dslib.data.repo_level import content_digest, heldout_repositories
 from dslib.data.sources import Repository, hub_dataset, local_repos, python_environment, read_text, select_repositories
 from dslib.data.stack import PARQUET_PREFIX, parquet_repositories
+from dslib.data.tally import REASON_STAGE as REASON_STAGE  # re-exported: the public names of the pipeline
+from dslib.data.tally import SCHEMA, SPLITS, Tally, repo_sample
+from dslib.data.tally import STAGE_REASONS as STAGE_REASONS
+from dslib.data.tally import Funnel as Funnel
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "heldout")
-# Figure 2's stages in order, each with the reasons it drops a file for. Dependency parsing drops nothing.
-STAGE_REASONS: dict[str, tuple[str, ...]] = {
-    "crawl": (
-        "missing", "unreadable", "not_regular", "broken_symlink", "symlink_loop", "symlink_dir",
-        "duplicate_path", "repo_file_limit", "too_large", "binary", "not_utf8", "empty",
-        "missing_column", "null_content",
-    ),
-    "language": ("unknown_language",),
-    "rule_filter": RULE_REASONS,
-    "dependency": (),
-    "near_dedup": ("near_duplicate",),
-    "quality": ("syntax_error",),
-    "decontam": ("decontam_10gram", "decontam_exact"),
-}  # fmt: skip
-REASON_STAGE = {reason: stage for stage, reasons in STAGE_REASONS.items() for reason in reasons}
-MAX_LISTED = 1000  # syntax errors and decontamination hits listed in the manifest (all are counted)
-SCHEMA = pa.schema(
-    [
-        ("text", pa.string()),
-        ("repo", pa.string()),
-        ("languages", pa.list_(pa.string())),
-        ("paths", pa.list_(pa.string())),
-        ("size", pa.int64()),
-    ]
-)
 
 
 @dataclass
@@ -81,8 +63,9 @@ class FileRecord:
     language: str | None = None
     reason: str | None = None
     text: str | None = None
-    syntax: str | None = None  # quality screening's verdict, applied after near-dedup
+    syntax: str | None = None  # quality screening's verdict (a QUALITY_REASONS entry), applied after near-dedup
     contamination: tuple[str, str, str] | None = None  # (rule, benchmark item, matched words)
+    digest: bytes = b""  # repo_level.content_digest, to find copies of held-out files
 
 
 @dataclass
@@ -92,27 +75,36 @@ class RepoRecord:
     edges: int = 0
 
 
+def sample_files(row: Mapping) -> list[tuple[str, str | None, int, int]]:
+    """The files of a corpus row (a repository sample of :func:`repo_sample`) as ``(path, language, start, end)``:
+    ``row["text"][start:end]`` is the file's text, after the path comment that heads it."""
+    text, spans, cursor = row["text"], [], 0
+    for path, language in zip(row["paths"], row["languages"], strict=True):
+        header = path_comment(path, language) + "\n"
+        at = text.find(header, cursor)
+        if at < 0:
+            raise ValueError(f"repository {row['repo']!r}: no header for {path!r} in its sample after offset {cursor}")
+        if spans:
+            spans[-1][3] = at
+        spans.append([path, language, at + len(header), len(text)])
+        cursor = at + len(header)
+    return [tuple(span) for span in spans]
+
+
 @dataclass
 class ShardResult:
     index: int
     repos: list[str]
     signatures: np.ndarray
     survives: list[bool]  # whether each repository keeps a file through quality and decontamination
+    digests: list[set[bytes]]  # each repository's candidate file digests
     timings: dict[str, float] = field(default_factory=Counter)
     stage_bytes: dict[str, int] = field(default_factory=Counter)
 
 
-def repo_sample(files: list[tuple[str, str | None, str]]) -> str:
-    """One training sample from ``(path, language, text)`` in order: each file headed by its path comment (§2.2)."""
-    parts = []
-    for path, language, text in files:
-        parts.append(path_comment(path, language) + "\n" + (text if text.endswith("\n") else text + "\n"))
-    return "".join(parts)
-
-
 @cache
-def _decontaminator(files: tuple[str, ...], ngram: int, min_ngram: int) -> Decontaminator:
-    return Decontaminator.from_benchmarks(files, ngram, min_ngram)
+def _decontaminator(files: tuple[str, ...], ngram: int, min_ngram: int, benchmarks: tuple[str, ...]) -> Decontaminator:
+    return Decontaminator.from_benchmarks(files, ngram, min_ngram, benchmarks)
 
 
 def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_bytes: Counter) -> RepoRecord:
@@ -153,16 +145,19 @@ def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_
     ordered = [by_path[p] for subgraph in deps.topological_sort(graph) for p in subgraph]
     timings["dependency"] += time.perf_counter() - clock
 
-    decontaminator = _decontaminator(config.decontam_files, config.decontam_ngram, config.decontam_min_ngram)
+    decontaminator = _decontaminator(
+        config.decontam_files, config.decontam_ngram, config.decontam_min_ngram, config.decontam_benchmarks
+    )
     for record in ordered:
         clock = time.perf_counter()
         stage_bytes["quality"] += record.bytes
-        record.syntax = syntax_error_reason(record.path, record.text, record.language)
+        record.syntax = quality_reason(record.path, record.text, record.language, config)
         timings["quality"] += time.perf_counter() - clock
         clock = time.perf_counter()
         stage_bytes["decontam"] += record.bytes
         hit = decontaminator.find(record.text)
         record.contamination = (hit.rule, hit.item, hit.ngram) if hit else None
+        record.digest = content_digest(record.text)
         timings["decontam"] += time.perf_counter() - clock
     return RepoRecord(repo.name, ordered + dropped, edges=sum(len(v) for v in graph.values()))
 
@@ -176,11 +171,15 @@ def screen(
     samples = [repo_sample([(f.path, f.language, f.text) for f in r.files if f.reason is None]) for r in records]
     clock = time.perf_counter()
     stage_bytes["near_dedup"] += sum(len(s.encode()) for s in samples)
-    # seed + 1: the default config (seed 0) then uses datasketch's default permutations (seed 1).
     signatures = dedup.minhash_signatures(samples, config.dedup_num_perm, config.dedup_ngram, seed=config.seed + 1)
     timings["near_dedup"] += time.perf_counter() - clock
     survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
     return records, signatures, survives
+
+
+def candidate_digests(record: RepoRecord) -> set[bytes]:
+    """The digests of the files of ``record`` that pass 1 kept: copies of them are dropped when it is held out."""
+    return {f.digest for f in record.files if f.reason is None}
 
 
 def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult:
@@ -189,7 +188,10 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
     records, signatures, survives = screen(repos, config, timings, stage_bytes)
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
         pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    return ShardResult(index, [r.name for r in records], signatures, survives, dict(timings), dict(stage_bytes))
+    digests = [candidate_digests(r) for r in records]
+    return ShardResult(
+        index, [r.name for r in records], signatures, survives, digests, dict(timings), dict(stage_bytes)
+    )
 
 
 def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
@@ -201,51 +203,26 @@ def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
         repos = hub_dataset(config.source[4:], data_dir=config.hub_data_dir, max_bytes=config.max_total_bytes)
     else:
         repos = local_repos(config.source)
-    return select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
+    repos, selection = select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
+    docs, docs_counts = docs_mix(config)
+    selection.update(docs_counts)
+    return sorted(repos + docs, key=lambda r: r.name), selection
 
 
-def heldout_count(survivors: int, fraction: float) -> int:
-    """How many of ``survivors`` kept repositories are held out (at least one when there are two or more)."""
-    if survivors < 2 or fraction <= 0:
-        return 0
-    return min(survivors - 1, max(1, round(fraction * survivors)))
+def docs_mix(config: DataConfig) -> tuple[list[Repository], dict]:
+    """The documentation repositories of the mix's English source (§2), selected under the same limits as the
+    code on their own, and their counts for the manifest's selection report."""
+    docs, missing = docs_repositories(config.docs_folders, config.english_languages)
+    docs, docs_selection = select_repositories(docs, config.max_repos, config.max_total_bytes, config.seed)
+    for folder in missing:
+        logger.warning("data: documentation folder %s does not exist; left out of the mix", folder)
+    return docs, dict(docs_selected=docs_selection["selected"], docs_folders_missing=len(missing))
 
 
-def heldout_key(name: str, seed: int) -> str:
-    """The seeded hash that orders repositories for the held-out split; the lowest are held out."""
-    return hashlib.sha256(f"heldout:{seed}:{name}".encode()).hexdigest()
-
-
-def _heldout(names: list[str], fraction: float, seed: int) -> set[str]:
-    """A fixed share of the kept repositories, by seeded hash."""
-    return set(sorted(names, key=lambda n: heldout_key(n, seed))[: heldout_count(len(names), fraction)])
-
-
-def repo_reason(record: RepoRecord, duplicate: bool, kept: list[FileRecord]) -> str | None:
-    """Why a repository yields no sample (``empty_repo``, ``near_duplicate``, ``no_files_kept``), logged; else None."""
-    if not record.files:
-        reason, detail = "empty_repo", ""
-    elif duplicate:
-        reason, detail = "near_duplicate", ""
-    elif not kept:
-        reason = "no_files_kept"
-        detail = f" ({dict(Counter(f.reason or f.syntax or 'decontaminated' for f in record.files))})"
-    else:
-        return None
-    logger.info("repository %s dropped: %s%s", record.name, reason, detail)
-    return reason
-
-
-def sample_row(name: str, kept: list[FileRecord]) -> dict:
-    """The output row of one repository: its sample and what went into it (:data:`SCHEMA`)."""
-    text = repo_sample([(f.path, f.language, f.text) for f in kept])
-    return dict(
-        text=text,
-        repo=name,
-        languages=[f.language for f in kept],
-        paths=[f.path for f in kept],
-        size=len(text.encode()),
-    )
+def heldout_names(repos: list[Repository], heldout_repos: tuple[str, ...]) -> set[str]:
+    """The names of ``repos`` that ``heldout_repos`` names, by repository name or by the path it was found at."""
+    wanted = set(heldout_repos) | {str(Path(p).expanduser().resolve()) for p in heldout_repos if "/" in p}
+    return {r.name for r in repos if r.name in wanted or (r.origin and str(Path(r.origin).resolve()) in wanted)}
 
 
 def _run_pass_one(jobs: list, num_proc: int) -> list[ShardResult]:
@@ -256,123 +233,6 @@ def _run_pass_one(jobs: list, num_proc: int) -> list[ShardResult]:
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(min(num_proc, len(jobs))) as pool:
         return list(tqdm(pool.imap(_pass_one, jobs), **progress))
-
-
-class Funnel:
-    """Files and bytes in, kept, and dropped by reason (datatrove-style stats, gathered as files go by)."""
-
-    def __init__(self):
-        self.input = Counter()
-        self.kept = Counter()
-        self.dropped: dict[str, Counter] = {}
-
-    def add(self, size: int, reason: str | None) -> None:
-        self.input.update(files=1, bytes=size)
-        (self.kept if reason is None else self.dropped.setdefault(reason, Counter())).update(files=1, bytes=size)
-
-    def stages(self) -> list[dict]:
-        """Files and bytes entering and leaving each stage of Figure 2."""
-        rows, files, size = [], self.input["files"], self.input["bytes"]
-        for stage, reasons in STAGE_REASONS.items():
-            lost = [self.dropped.get(r, Counter()) for r in reasons]
-            out_files = files - sum(c["files"] for c in lost)
-            out_bytes = size - sum(c["bytes"] for c in lost)
-            rows.append(dict(stage=stage, files_in=files, bytes_in=size, files_out=out_files, bytes_out=out_bytes))
-            files, size = out_files, out_bytes
-        return rows
-
-    def to_dict(self) -> dict:
-        dropped = {r: dict(files=c["files"], bytes=c["bytes"], stage=REASON_STAGE[r]) for r, c in self.dropped.items()}
-        return {
-            "input": dict(files=self.input["files"], bytes=self.input["bytes"]),
-            "kept": dict(files=self.kept["files"], bytes=self.kept["bytes"]),
-            "dropped": dict(sorted(dropped.items())),
-            "stages": self.stages(),
-        }
-
-
-@dataclass
-class Tally:
-    """What pass 2 counts as repositories go by; the tallies of separate shards merge (the Spark engine's reduce)."""
-
-    funnel: Funnel = field(default_factory=Funnel)
-    repo_reasons: Counter = field(default_factory=Counter)
-    languages: Counter = field(default_factory=Counter)
-    rule_counts: Counter = field(default_factory=Counter)
-    edges: int = 0
-    syntax_errors: list[str] = field(default_factory=list)
-    hits: list[dict] = field(default_factory=list)
-    splits: dict[str, Counter] = field(default_factory=lambda: {split: Counter() for split in SPLITS})
-
-    def add(self, record: RepoRecord, duplicate: bool) -> list[FileRecord]:
-        """Count ``record``'s files and return the ones its sample keeps (none when the repository is dropped)."""
-        kept = []
-        for f in record.files:
-            reason = f.reason or ("near_duplicate" if duplicate else None) or f.syntax
-            if reason == "syntax_error" and len(self.syntax_errors) < MAX_LISTED:
-                self.syntax_errors.append(f"{record.name}/{f.path}")
-            if reason is None and f.contamination:
-                rule, item, ngram = f.contamination
-                reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
-                self.rule_counts[reason] += 1
-                if len(self.hits) < MAX_LISTED:
-                    self.hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
-            self.funnel.add(f.bytes, reason)
-            if reason is None:
-                kept.append(f)
-                self.languages[f.language] += f.bytes
-        self.edges += record.edges
-        reason = repo_reason(record, duplicate, kept)
-        if reason:
-            self.repo_reasons[reason] += 1
-            return []
-        return kept
-
-    def write(self, directory: Path, index: int, num_shards: int, rows: dict[str, list[dict]]) -> None:
-        """Write shard ``index``'s rows of each split as ``<split>-<index>-of-<num_shards>.parquet``."""
-        for split, split_rows in rows.items():
-            if split_rows:
-                table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
-                path = Path(directory) / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
-                partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")  # a retried writer never clashes
-                pq.write_table(table, partial)
-                partial.replace(path)
-                self.splits[split].update(repos=len(split_rows), bytes=sum(r["size"] for r in split_rows), shards=1)
-
-    def merge(self, other: Tally) -> Tally:
-        """Add ``other`` (a later shard) to this tally."""
-        self.funnel.input.update(other.funnel.input)
-        self.funnel.kept.update(other.funnel.kept)
-        for reason, counter in other.funnel.dropped.items():
-            self.funnel.dropped.setdefault(reason, Counter()).update(counter)
-        for mine, theirs in [(self.repo_reasons, other.repo_reasons), (self.languages, other.languages)]:
-            mine.update(theirs)
-        self.rule_counts.update(other.rule_counts)
-        self.edges += other.edges
-        self.syntax_errors = (self.syntax_errors + other.syntax_errors)[:MAX_LISTED]
-        self.hits = (self.hits + other.hits)[:MAX_LISTED]
-        for split in SPLITS:
-            self.splits[split].update(other.splits[split])
-        return self
-
-    def counts(self, selection: dict, repositories: int, clusters: list[list[str]], stage_bytes: dict) -> dict:
-        """The manifest's ``counts``: the funnel, repositories, splits, languages, clusters and hits."""
-        return {
-            "funnel": self.funnel.to_dict(),
-            "repositories": {
-                **selection,
-                "input": repositories,
-                "dropped": dict(sorted(self.repo_reasons.items())),
-                **{split: self.splits[split]["repos"] for split in SPLITS},
-            },
-            "splits": {split: dict(counter) for split, counter in self.splits.items()},
-            "languages": dict(sorted(self.languages.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "dependency_edges": self.edges,
-            "near_duplicate_clusters": clusters,
-            "syntax_errors": self.syntax_errors,
-            "decontamination": {"files": dict(sorted(self.rule_counts.items())), "hits": self.hits},
-            "stage_bytes": dict(stage_bytes),
-        }
 
 
 def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.Dataset:
@@ -402,11 +262,18 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     names = [name for result in results for name in result.repos]
     signatures = np.concatenate([r.signatures for r in results]) if names else np.zeros((0, config.dedup_num_perm))
     clock = time.perf_counter()
-    clusters = dedup.clusters_from_signatures(signatures, config.dedup_threshold, seed=config.seed + 1)
+    clusters = dedup.clusters_from_signatures(signatures, config.dedup_threshold)
     index_seconds = time.perf_counter() - clock
     duplicates = {names[i] for cluster in clusters for i in cluster[1:]}
     survivors = [n for r in results for n, ok in zip(r.repos, r.survives, strict=True) if ok and n not in duplicates]
-    heldout = _heldout(sorted(survivors), config.heldout_fraction, config.seed)
+    docs = {r.name for r in repos if r.name.startswith("docs-")}
+    always = heldout_names(repos, config.heldout_repos)
+    heldout = heldout_repositories(
+        sorted(survivors), config.heldout_fraction, config.seed, excluded=docs, always=always
+    )
+    heldout_digests = set().union(
+        *(d for r in results for n, d in zip(r.repos, r.digests, strict=True) if n in heldout)
+    )
 
     tally = Tally()
     for result in tqdm(results, desc="data: dedup and write", unit="shard"):
@@ -414,9 +281,10 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
             records: list[RepoRecord] = pickle.load(handle)
         rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
         for record in records:
-            kept = tally.add(record, record.name in duplicates)
-            if kept:
-                rows["heldout" if record.name in heldout else "train"].append(sample_row(record.name, kept))
+            held = record.name in heldout
+            rows["heldout" if held else "train"] += tally.add(
+                record, record.name in duplicates, held, heldout_digests, config
+            )
         tally.write(directory, result.index, config.num_shards, rows)
     shutil.rmtree(scratch)
 
@@ -428,7 +296,7 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
     timings["near_dedup"] += index_seconds
     timings.update(listing=listing_seconds, wall=time.perf_counter() - started)
     clusters = [[names[i] for i in cluster] for cluster in clusters]
-    counts = tally.counts(selection, len(names), clusters, stage_bytes)
+    counts = tally.counts(config, selection, len(names), clusters, heldout, always, stage_bytes)
     funnel = tally.funnel
     logger.info(
         "data: kept %d of %d files (%d of %d bytes); dropped %s",
@@ -494,6 +362,31 @@ def load_corpus(scale: Scale | str | None = None, split: str = "train") -> datas
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not valid; choose one of: {', '.join(SPLITS)}")
     return _load_split(corpus_dir(scale), split)
+
+
+def language_subset(corpus, languages: Sequence[str]):
+    """The FIM ablation's training data (DeepSeek-Coder §3.1.2: a Python subset): the code rows of ``corpus``
+    (a Dataset of :func:`load_corpus`) cut to the files in ``languages``, each file still under its path comment
+    and in its repository's order; rows left with no file are dropped. Raises ``ValueError`` when no row keeps
+    a file."""
+    wanted = set(languages)
+
+    def cut(row: dict) -> dict:
+        files = [(p, lang, row["text"][a:b]) for p, lang, a, b in sample_files(row) if lang in wanted]
+        text = repo_sample(files) if files else ""
+        kept = [(p, lang) for p, lang, _ in files]
+        return {
+            "text": text,
+            "paths": [p for p, _ in kept],
+            "languages": [lang for _, lang in kept],
+            "size": len(text.encode()),
+        }
+
+    code = corpus.filter(lambda source: source == "code", input_columns="source")
+    subset = code.map(cut).filter(lambda size: size > 0, input_columns="size")
+    if not len(subset):
+        raise ValueError(f"no repository of the corpus has a file in {sorted(wanted)}")
+    return subset
 
 
 def corpus_manifest(scale: Scale | str | None = None) -> dict:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 
 from dslib import paper
+from dslib.config import MIX_PRESETS, MIX_SOURCES, DataConfig
+from dslib.data.mix import mix_order, source_weights
+from dslib.data.quality import QUALITY_REASONS
+from dslib.results import result_row
 
 STAGE_LABELS = {
     "crawl": "crawl\n(readable text)",
@@ -119,3 +124,90 @@ def plot_dependency_graph(graph: Mapping[str, set[str]], order: list[str], ax=No
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     return ax
+
+
+def quality_rows(manifest: dict) -> list[dict]:
+    """Each quality-screening reason (§2.4) in the order it is checked, with files, bytes and a first example."""
+    dropped, examples = manifest["counts"]["funnel"]["dropped"], manifest["counts"].get("quality_examples", {})
+    return [
+        dict(
+            reason=reason,
+            files=dropped.get(reason, {}).get("files", 0),
+            bytes=dropped.get(reason, {}).get("bytes", 0),
+            example=(examples.get(reason) or [""])[0],
+        )
+        for reason in QUALITY_REASONS
+    ]
+
+
+def mix_rows(corpus, config: DataConfig) -> list[dict]:
+    """Per source of the mix (§2): documents and bytes in ``corpus``, the paper's share, the weight packing uses
+    (renormalised over the sources present) and the byte share :func:`dslib.data.mix.mix_order` realises."""
+    sources, sizes = corpus["source"], corpus["size"]
+    weights = config.mix_weights
+    target = source_weights(weights, set(sources)) if weights else {}
+    order = mix_order(sources, sizes, weights, config.seed)
+    sampled = Counter()
+    for i in order.tolist():
+        sampled[sources[i]] += sizes[i]
+    total, sampled_total = sum(sizes) or 1, sum(sampled.values()) or 1
+    rows = []
+    for source in MIX_SOURCES:
+        here = [s for s, src in zip(sizes, sources, strict=True) if src == source]
+        rows.append(
+            dict(
+                source=source,
+                documents=len(here),
+                bytes=sum(here),
+                corpus_share=sum(here) / total,
+                paper_share=MIX_PRESETS["paper"][source],
+                weight=target.get(source, 0.0),
+                sampled_share=sampled[source] / sampled_total,
+            )
+        )
+    return rows
+
+
+def result_rows(manifest: Mapping, scale: str) -> list[dict]:
+    """The data stage's numbers beside the paper's (rule-filter retention §2.1, Python share Table 1, the
+    funnel of Figure 2, near-dedup §2.3, decontamination §2.4), from the corpus manifest."""
+    funnel = manifest["counts"]["funnel"]
+    python_share = next(r["ours_percent"] for r in language_rows(manifest) if r["language"] == "Python")
+    flagged = manifest["counts"]["decontamination"]["files"]
+    return [
+        result_row(
+            "bytes retained after rule filtering",
+            round(rule_filter_retained(manifest), 4),
+            paper.RULE_FILTER_RETAINED,
+            "[P] §2.1",
+            "installed packages, not raw GitHub",
+        ),
+        result_row(
+            "Python share of kept bytes (%)",
+            round(python_share, 2),
+            paper.TABLE1.get("Python", "percent"),
+            "[P] Table 1",
+            "a Python environment",
+        ),
+        result_row(
+            "bytes kept after every stage",
+            round(funnel["kept"]["bytes"] / funnel["input"]["bytes"], 4),
+            None,
+            "[P] Figure 2",
+            f"{funnel['kept']['files']} of {funnel['input']['files']} files, scale {scale}",
+        ),
+        result_row(
+            "repository clusters removed as near-duplicates",
+            len(manifest["counts"]["near_duplicate_clusters"]),
+            None,
+            "[P] §2.3",
+            "5-gram MinHash, 256 permutations, Jaccard 0.7",
+        ),
+        result_row(
+            "files flagged by decontamination (10-gram / exact)",
+            f"{flagged.get('decontam_10gram', 0)} / {flagged.get('decontam_exact', 0)}",
+            None,
+            "[P] §2.4",
+            "every benchmark the evaluation suite ships",
+        ),
+    ]

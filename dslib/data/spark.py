@@ -9,17 +9,20 @@ MinHash signature of each repository's sample). The steps that need the whole co
   content through the shuffle and files over ``max_file_bytes`` never do: one huge repository (skew) costs one
   task at most ``max_repo_files × max_file_bytes`` of content in memory, the rest is metadata that Spark's
   sort spills to disk.
-- near-dedup (§2.3): LSH bands of the signatures (datasketch's bands and rows for the threshold, as the
-  local engine), candidate pairs within each bucket confirmed by their estimated Jaccard similarity, then
+- near-dedup (§2.3): the local engine's LSH band keys (:func:`dslib.data.dedup.band_keys`), grouped by
+  ``(band, key)``; candidate pairs within each bucket confirmed by their estimated Jaccard similarity, then
   connected components by iterative min-label propagation, the label ordering repositories as the local
   engine meets them, so each cluster keeps the same representative.
-- the funnel and every count of the manifest: each output task's :class:`~dslib.data.pipeline.Tally`,
+- the held-out split: :func:`dslib.data.repo_level.heldout_repositories` over the names of the surviving
+  repositories, and the digests of the held-out files, whose copies elsewhere are dropped (``heldout_copy``).
+- the funnel and every count of the manifest: each output task's :class:`~dslib.data.tally.Tally`,
   merged in shard order.
 
 Output: repositories sorted by name and dealt round-robin into ``num_shards`` shards, each written by one task
-under the local engine's file names. Only counts, the names in near-duplicate clusters, the file listing
-(Python-environment and folder sources) and, when a byte or repository budget is set, each repository's name
-and size pass through the driver; file contents never do.
+under the local engine's file names. Only counts, the names in near-duplicate clusters, the names of the
+surviving repositories and the held-out files' digests (12 bytes a file), the file listing (Python-environment
+and folder sources, documentation folders) and, when a byte or repository budget is set, each repository's
+name and size pass through the driver; file contents never do.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from datasketch import MinHashLSH
 
 from dslib.artifacts import artifact_dir, fingerprint, read_manifest, write_manifest
 from dslib.config import DataConfig, Scale, resolve
 from dslib.data import dedup, pipeline, stack
+from dslib.data.repo_level import heldout_repositories
 from dslib.data.sources import Repository, SourceFile, select_repositories
+from dslib.data.tally import REASON_STAGE, SPLITS, Tally
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +181,15 @@ def _parquet_repositories(spark, location: str, config: DataConfig):
 
 
 def _screen(repos: Iterator[Repository], config: DataConfig) -> Iterator[tuple]:
-    """Pass 1 inside a task: ``(name, record, signature, survives, stage_bytes, size)``, in :data:`BATCH` batches."""
+    """Pass 1 inside a task: ``(name, record, signature, survives, stage_bytes, size, forced)``, in :data:`BATCH`
+    batches; ``forced``: ``data.heldout_repos`` names the repository (by name or path)."""
     while batch := list(itertools.islice(repos, BATCH)):
         timings, stage_bytes = Counter(), Counter()
         records, signatures, survives = pipeline.screen(batch, config, timings, stage_bytes)
+        forced = pipeline.heldout_names(batch, config.heldout_repos)
         for n, (repo, record, signature, ok) in enumerate(zip(batch, records, signatures, survives, strict=True)):
-            yield record.name, record, signature, ok, dict(stage_bytes) if n == 0 else {}, repo.size
+            stages = dict(stage_bytes) if n == 0 else {}
+            yield record.name, record, signature, ok, stages, repo.size, record.name in forced
 
 
 def _count(total: tuple[int, Counter, int], row: tuple) -> tuple[int, Counter, int]:
@@ -194,12 +201,6 @@ def _count(total: tuple[int, Counter, int], row: tuple) -> tuple[int, Counter, i
 def _merge_counts(total: tuple[int, Counter, int], more: tuple[int, Counter, int]) -> tuple[int, Counter, int]:
     total[1].update(more[1])
     return total[0] + more[0], total[1], total[2] + more[2]
-
-
-def lsh_bands(config: DataConfig) -> tuple[int, int]:
-    """The LSH bands and rows per band that datasketch picks for the threshold (the local engine's index)."""
-    lsh = MinHashLSH(threshold=config.dedup_threshold, num_perm=config.dedup_num_perm)
-    return lsh.b, lsh.r
 
 
 def _bucket_pairs(members: list[tuple[tuple, np.ndarray]], threshold: float) -> Iterator[tuple[tuple, tuple]]:
@@ -231,11 +232,11 @@ def connected_components(edges, partitions: int):
 def _near_duplicates(ranked, config: DataConfig, partitions: int, met) -> tuple[list[list[str]], object]:
     """Near-dedup over Spark (§2.3): the clusters (names, in meeting order) and an RDD of ``(position,
     "duplicate")`` for every member but the first one met, which is the cluster's representative."""
-    threshold, (bands, rows) = config.dedup_threshold, lsh_bands(config)
+    threshold = config.dedup_threshold
     nodes = ranked.filter(lambda kv: not np.all(kv[1][2] == dedup.EMPTY))
     nodes = nodes.map(lambda kv: ((met(kv[0]), kv[1][0]), kv[1][2]))  # node: (meeting order, name)
     buckets = nodes.flatMap(
-        lambda kv: [((band, kv[1][band * rows : (band + 1) * rows].tobytes()), kv) for band in range(bands)]
+        lambda kv: [((band, int(key)), kv) for band, key in enumerate(dedup.band_keys(kv[1][None], threshold)[0])]
     )
     pairs = buckets.groupByKey(partitions).flatMap(lambda kv: _bucket_pairs(list(kv[1]), threshold))
     edges = pairs.distinct(partitions).persist()
@@ -252,22 +253,22 @@ def _near_duplicates(ranked, config: DataConfig, partitions: int, met) -> tuple[
     return clusters, duplicates.persist()
 
 
-def _write_shard(index: int, items: Iterator, directory: str, config: DataConfig) -> Iterator[tuple]:
-    """Pass 2 for shard ``index``: settle each repository, write the shard's files, return its tally."""
+def _write_shard(index: int, items: Iterator, directory: str, config: DataConfig, heldout, digests) -> Iterator[tuple]:
+    """Pass 2 for shard ``index``: settle each repository, write the shard's files, return its tally (``heldout``
+    and ``digests``: broadcasts of the held-out names and their files' digests)."""
     records, flags = {}, {}
     for position, (kind, value) in items:
         if kind == "record":
             records[position] = value
         else:
             flags.setdefault(position, set()).add(kind)
-    tally = pipeline.Tally()
-    rows: dict[str, list[dict]] = {split: [] for split in pipeline.SPLITS}
+    tally = Tally()
+    rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for position in sorted(records):
         record = records[position]
-        kept = tally.add(record, "duplicate" in flags.get(position, ()))
-        if kept:
-            split = "heldout" if "heldout" in flags.get(position, ()) else "train"
-            rows[split].append(pipeline.sample_row(record.name, kept))
+        held = record.name in heldout.value
+        duplicate = "duplicate" in flags.get(position, ())
+        rows["heldout" if held else "train"] += tally.add(record, duplicate, held, digests.value, config)
     tally.write(Path(directory), index, config.num_shards, rows)
     yield index, tally
 
@@ -282,9 +283,12 @@ def build_corpus(config: DataConfig, directory: Path | None = None, spark=None) 
     context.setJobGroup("dslib.data", f"DeepSeek-Coder §2 pipeline on {config.source}")
     started = time.perf_counter()
     partitions = config.spark_partitions or context.defaultParallelism
+    docs, docs_counts = [], {}  # the other sources list the documentation folders in pipeline._repositories
     if config.source.startswith(stack.PARQUET_PREFIX):
         location = config.source[len(stack.PARQUET_PREFIX) :]
         repos, selection, partitions = _parquet_repositories(spark, location, config)
+        docs, docs_counts = pipeline.docs_mix(config)  # local folders, listed here as the local engine does
+        repos = repos.union(context.parallelize(docs, max(1, min(partitions, len(docs)))))
     else:
         listed, selection = pipeline._repositories(config)  # the listing (paths and sizes), read on the driver
         repos = context.parallelize(listed, max(1, min(partitions, len(listed))))
@@ -299,35 +303,40 @@ def build_corpus(config: DataConfig, directory: Path | None = None, spark=None) 
     met = lambda p: (p % shards, p // shards)  # noqa: E731
     total, stage_bytes, selected_bytes = ranked.treeAggregate((0, Counter(), 0), _count, _merge_counts)
     if selection is None:
-        selection = dict(available=total, over_byte_budget=0, over_max_repos=0, selected=total)
-        selection["selected_bytes"] = selected_bytes
+        code, code_bytes = total - len(docs), selected_bytes - sum(r.size for r in docs)
+        selection = dict(available=code, over_byte_budget=0, over_max_repos=0, selected=code)
+        selection["selected_bytes"] = code_bytes
+    selection.update(docs_counts)
     logger.info("data (spark): %d repositories screened after %.1fs", total, time.perf_counter() - started)
     screened.unpersist()
 
     clusters, duplicates = _near_duplicates(ranked, config, partitions, met)
     logger.info("data (spark): %d near-duplicate clusters after %.1fs", len(clusters), time.perf_counter() - started)
     survivors = ranked.filter(lambda kv: kv[1][3]).map(lambda kv: (kv[0], kv[1][0]))
-    survivors = survivors.subtractByKey(duplicates, partitions).map(
-        lambda kv: (pipeline.heldout_key(kv[1], config.seed), kv[0])
+    survivors = survivors.subtractByKey(duplicates, partitions).values().collect()
+    forced = set(ranked.filter(lambda kv: kv[1][6]).map(lambda kv: kv[1][0]).collect())
+    docs_names = {name for name in survivors if name.startswith("docs-")}
+    heldout = heldout_repositories(
+        sorted(survivors), config.heldout_fraction, config.seed, excluded=docs_names, always=forced
     )
-    held = pipeline.heldout_count(survivors.persist().count(), config.heldout_fraction)
-    heldout = survivors.sortByKey(numPartitions=partitions).zipWithIndex().filter(lambda kv: kv[1] < held)
-    heldout = heldout.map(lambda kv: (kv[0][1], "heldout")) if held else context.emptyRDD()
+    held = context.broadcast(frozenset(heldout))
+    digests = ranked.filter(lambda kv: kv[1][0] in held.value).flatMap(lambda kv: pipeline.candidate_digests(kv[1][1]))
+    digests = context.broadcast(frozenset(digests.distinct(partitions).collect()))
     items = ranked.map(lambda kv: (kv[0], ("record", kv[1][1]))).union(
-        duplicates.union(heldout).map(lambda kv: (kv[0], (kv[1], None)))
+        duplicates.map(lambda kv: (kv[0], (kv[1], None)))
     )
     output = str(directory)
     tallies = (
         items.partitionBy(shards, partitionFunc=lambda p: p)
-        .mapPartitionsWithIndex(lambda index, part: _write_shard(index, part, output, config))
+        .mapPartitionsWithIndex(lambda index, part: _write_shard(index, part, output, config, held, digests))
         .collect()
     )
-    for rdd in (ranked, duplicates, survivors):
+    for rdd in (ranked, duplicates):
         rdd.unpersist()
-    tally = pipeline.Tally()
+    tally = Tally()
     for _, shard_tally in sorted(tallies, key=lambda kv: kv[0]):
         tally.merge(shard_tally)
-    counts = tally.counts(selection, total, clusters, stage_bytes)
+    counts = tally.counts(config, selection, total, clusters, heldout, forced, stage_bytes)
     write_manifest(
         directory,
         config,
@@ -353,7 +362,7 @@ def funnel_side_by_side(scale: Scale | str | None = None, master: str = "local[2
     local, distributed = funnels
     rows = [dict(reason="input", stage="", local=local["input"], spark=distributed["input"])]
     for name in sorted(set(local["dropped"]) | set(distributed["dropped"])):
-        stage = pipeline.REASON_STAGE[name]
+        stage = REASON_STAGE[name]
         rows.append(
             dict(reason=name, stage=stage, local=local["dropped"].get(name), spark=distributed["dropped"].get(name))
         )

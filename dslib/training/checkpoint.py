@@ -36,6 +36,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from dslib.model import from_hf
+from dslib.training.parallel import rank_and_world
+
 log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE.json"
@@ -44,14 +47,6 @@ _PREFIX = "step_"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed from (written by a different number of processes, …)."""
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def _world() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
 
 
 def _barrier() -> None:
@@ -116,7 +111,7 @@ def save_checkpoint(
     written by each process beside its RNG states.
     """
     root = Path(root)
-    rank, world = _rank(), _world()
+    rank, world = rank_and_world()
     # Gathering full state dicts is a collective: every rank takes part, rank 0 receives the tensors.
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_state, optim_state = get_state_dict(model, optimizer, options=options)
@@ -184,7 +179,7 @@ def latest_checkpoint(root: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     """Restore model, optimizer and this process's RNG states from ``path``; returns (trainer_state, rank_state).
 
     Every process reads the full state dicts (memory-mapped, so processes on one host share the pages) and
@@ -192,9 +187,10 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     """
     path = Path(path)
     trainer = torch.load(path / "trainer.pt", weights_only=True)
-    if trainer["world_size"] != _world():
+    rank, world = rank_and_world()
+    if trainer["world_size"] != world:
         raise CheckpointError(
-            f"{path} was written by {trainer['world_size']} processes and this run has {_world()}: the data "
+            f"{path} was written by {trainer['world_size']} processes and this run has {world}: the data "
             "stream's per-rank positions cannot be remapped, so resume with the same --nproc_per_node "
             "(or start a fresh run)"
         )
@@ -202,13 +198,17 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     options = StateDictOptions(full_state_dict=True)
     optim_state = torch.load(path / "optimizer.pt", weights_only=True, mmap=True)
     set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state, options=options)
-    per_rank = torch.load(path / f"rank{_rank()}.pt", weights_only=True)
+    per_rank = torch.load(path / f"rank{rank}.pt", weights_only=True)
     set_rng_state(per_rank["rng"])
     return trainer, per_rank["data"]
 
 
 def load_model_weights(path: Path, model: torch.nn.Module) -> None:
-    """Load only the model weights of a verified checkpoint (the long-context stage starts from them)."""
+    """Load only the model weights of a verified checkpoint (the long-context stage starts from them), or of an HF
+    model folder (``config.json``: the Base model that instruction tuning, §3.7, starts from)."""
+    if (Path(path) / "config.json").exists():
+        model.load_state_dict(from_hf(path).state_dict())
+        return
     problem = verify_checkpoint(Path(path))
     if problem is not None:
         raise CheckpointError(f"cannot start from {path}: {problem}")

@@ -1,4 +1,4 @@
-"""What a training run reports: the per-step JSONL metrics, model FLOPs utilisation, and plots of both.
+"""What a training run reports: the per-step JSONL metrics, model FLOPs utilisation, plots, and result rows.
 
 MFU counts 6N + 12·L·H·Q·T training FLOPs per token (PaLM, Chowdhery et al. 2022, Appendix B) against the
 device's dense bf16 peak; it is reported on CUDA devices only.
@@ -7,9 +7,14 @@ device's dense bf16 peak; it is reported on CUDA devices only.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
-from dslib.config import ModelConfig
+from dslib import paper
+from dslib.artifacts import save_figure
+from dslib.config import ModelConfig, Scale
+from dslib.results import result_row
+from dslib.training.schedule import learning_rate, milestone_steps
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -83,3 +88,58 @@ def plot_metrics(metrics: list[dict], axes=None, label: str | None = None):
     axes[1].set_xlabel("tokens seen")
     axes[1].set_ylabel("learning rate")
     return axes
+
+
+def plot_stages(pretrain: list[dict], long_context: list[dict], path: str | Path | None = None):
+    """Both stages' loss and learning rate against tokens seen, the long-context stage (§3.6) continuing where
+    pretraining (§3.4) stopped; returns the axes."""
+    axes = plot_metrics(pretrain, label="pretraining (§3.4)")
+    offset = pretrain[-1]["tokens"] if pretrain else 0
+    plot_metrics([{**m, "tokens": m["tokens"] + offset} for m in long_context], axes, label="long context (§3.6)")
+    axes[0].legend()
+    save_figure(axes[0].figure, path)
+    return axes
+
+
+def throughput(metrics: list[dict]) -> tuple[float, float | None]:
+    """Median tokens/s and MFU (``None`` off CUDA) of a run, leaving out its first fifth (allocation, warm-up)."""
+    steady = metrics[len(metrics) // 5 :]
+    mfu = statistics.median(m["mfu"] for m in steady) if "mfu" in steady[0] else None
+    return statistics.median(m["tokens_per_s"] for m in steady), mfu
+
+
+def result_rows(scale: Scale, pretrain: list[dict], long_context: list[dict], resumed_exactly: bool) -> list[dict]:
+    """Pretraining's numbers beside the paper's (§3.4–3.6): tokens of both stages, the final loss, the learning
+    rate after each drop, the long-context RoPE settings, throughput, and whether a resumed run repeated the
+    uninterrupted loss curve bitwise."""
+    tc, lc = scale.train, scale.long_context
+    drops = " / ".join(f"{learning_rate(step, tc) / tc.lr:.4f}" for step in milestone_steps(tc))
+    tokens_per_s, mfu = throughput(pretrain)
+    return [
+        result_row(
+            "pretraining tokens (both stages)",
+            pretrain[-1]["tokens"] + long_context[-1]["tokens"],
+            paper.PRETRAINING["tokens"],
+            "§1, §3.6",
+            f"{scale.name} preset",
+        ),
+        result_row(
+            "final training loss (nats/token)",
+            round(pretrain[-1]["loss"], 4),
+            None,
+            "§3.4",
+            "pretraining stage, packed FIM stream",
+        ),
+        result_row("lr after the 80% / 90% drops (× peak)", drops, "0.3162 / 0.1000", "§3.4; DeepSeek LLM §2.3"),
+        result_row(
+            "long-context RoPE (theta, linear factor)", f"{lc.rope_theta:g}, {lc.rope_factor:g}", "100000, 4", "§3.6"
+        ),
+        result_row(
+            "training throughput (tokens/s)",
+            round(tokens_per_s),
+            None,
+            "benchmarks/train.py",
+            f"MFU {mfu:.1%}" if mfu is not None else "CPU",
+        ),
+        result_row("resumed run reproduces the loss curve bitwise", resumed_exactly, None, "dslib.training.checkpoint"),
+    ]

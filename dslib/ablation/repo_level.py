@@ -1,0 +1,317 @@
+"""The repository-level ablation (DeepSeek-Coder §2.2 and Table 7's "w/o repo pre-training" row): does training
+on whole repositories, files in Algorithm 1's dependency order, help completion across files?
+
+One model per value of ``data.repo_level`` (:mod:`dslib.data.repo_level`): ``dependency`` (the paper),
+``random`` (the same samples, files shuffled: does the order matter, or only the concatenation?) and ``file``
+(each file its own document). Every run has the scale's model, tokenizer (one for all three,
+:func:`dslib.tokenizer.ensure_tokenizer`), seed and token budget; only the assembly of the training documents
+differs, and the settings are paired: the same seed, so the same initial weights. ``dependency_seed1`` repeats
+``dependency`` with the next seed; the gap between the two is the noise band of every comparison.
+
+Each run is evaluated at ``AblationConfig.evals`` steps on the held-out cross-file benchmark
+(:mod:`dslib.eval.crossfile`: lines that use a name imported from another file of a held-out repository), each
+point without and with BM25 retrieval, cut to the training window (``TrainConfig.seq_len``; a quarter of it for
+retrieved context, as the paper's 512 of 2048): the mean loss of the ground-truth line in nats/token (the metric
+that moves at small scale), first-line exact match, edit similarity and identifier exact match.
+``AblationConfig.tasks`` points (evenly spread) per evaluation. The findings (:data:`dslib.paper.REPO_FINDINGS`)
+are judged by :func:`dslib.ablation.judge` as the FIM ablation's are: agrees / disagrees / too small to tell.
+
+Sizing (:data:`SIZING`, applied under the user's overrides by :func:`ablation_scale`):
+
+- ``smoke``: the preset's 12 steps and 8 points (a plumbing check, numbers meaningless).
+- ``cpu``: 900 steps of the cpu preset's batch (16 × 256 tokens, 3.7M tokens per run), evaluated at steps 300, 600
+  and 900 on 300 points. Measured: ``dslib.train`` runs this model and batch at 3,001–3,557 tokens/s on two quiet
+  cores (1.15–1.37 s/step; ``benchmarks/train.py``, benchmarks/RESULTS.md), and the FIM ablation's runs took 1.0–1.5
+  s/step; a short check here (3 steps of a plain forward, backward and AdamW loop on random tokens, this model and
+  batch, fp32, 2026-12-01) took 23–30 s/step of wall time but 6.9–7.5 s/step of CPU time on a machine shared by six
+  jobs (load average 10), so the wall figures below hold on two free cores only. Budget: 4 runs × 900 steps × 1.25 s
+  ≈ 75 min; evaluation ≈ 1 min per step evaluated (300 points × 2 contexts, up to 32 new tokens; the FIM ablation's
+  150 tasks took ~20 s) ≈ 12 min; four data builds (``random``, ``file``, ``dependency`` twice: 230 s each, the wall
+  time in an earlier cpu build's data manifest) and their packing ≈ 20 min; about 1 h 50 min in all. Its numbers are
+  pending: ``python -m dslib.ablation.repo_level --scale cpu``.
+- ``gpu`` (a projection, not run): the gpu preset's model and batch, 600 steps per run as the FIM ablation
+  (2.0 s/step measured on an H200 for that ablation, benchmarks/RESULTS.md): about 20 min of training per run,
+  1 h 20 min for the four, plus the data builds and 4 evaluations of 400 points, exact match included.
+
+Held-out data: on the default corpus the drawn held-out repositories give one usable repository (httpcore, 542
+points). At ``cpu`` the sizing also holds out ``urllib3``, ``attrs`` and ``typer`` by name
+(``data.heldout_repos``: multi-file packages that import across their files, about 1.1 MB of the 200 MB), so the
+benchmark spans four repositories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dslib.ablation.figures import plot_curves
+from dslib.ablation.findings import (
+    AGREES,
+    DISAGREES,
+    TOO_SMALL,
+    Comparison,
+    compare,
+    directional,
+    final,
+    final_table,
+    finding_rows,
+    items,
+    judge,
+    seed_gap,
+)
+from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting
+from dslib.ablation.runs import load_results as _load_results
+from dslib.ablation.runs import run_grid
+from dslib.artifacts import figure_path, fingerprint
+from dslib.config import CrossFileConfig, Scale, get_scale
+from dslib.eval import crossfile
+from dslib.eval.generation import subset
+from dslib.paper import REPO_FINDINGS, TABLE7
+from dslib.tokenizer import encode_text, ensure_tokenizer
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("dependency", "random", "file")
+CONTROL = "dependency_seed1"
+SETTINGS: dict[str, Setting] = {
+    # Settings that share a corpus run one after the other (one data build each), and the paper's last, so that
+    # the scale's data artifacts end as they began, in dependency order.
+    "random": Setting({"data.repo_level": "random"}),
+    "file": Setting({"data.repo_level": "file"}, paper=True),
+    "dependency": Setting({"data.repo_level": "dependency"}, paper=True),
+    CONTROL: Setting({"data.repo_level": "dependency"}, seed=1, control_of="dependency"),
+}
+CONTEXTS = (("none", False), ("retrieval", True))
+_SCORES = (("loss", "loss"), ("em", "exact_match"), ("es", "edit_similarity"), ("id_em", "identifier_em"))
+_DESCRIPTIONS = {
+    "loss": ("ground-truth line loss (nats/token)", False, 0.01, True),
+    "em": ("first-line exact match (%)", True, 2.0, False),
+    "es": ("first-line edit similarity (0-100)", True, 2.0, False),
+    "id_em": ("identifier exact match (%)", True, 2.0, False),
+}
+METRICS: dict[str, Metric] = {
+    f"{name}_{context}": Metric(f"{desc}, {'BM25 retrieval' if retrieve else 'in-file context'}", hib, floor, rel)
+    for name, (desc, hib, floor, rel) in _DESCRIPTIONS.items()
+    for context, retrieve in CONTEXTS
+}
+FORMAT_VERSION = 1  # bump when what an evaluation records changes, so old run.json files are redone
+HELDOUT_REPOS = ("urllib3", "attrs", "typer")
+SIZING: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "ablation.steps": 900,
+        "ablation.evals": 3,
+        "ablation.tasks": 300,
+        "data.heldout_repos": HELDOUT_REPOS,
+    },
+    "gpu": {"ablation.steps": 600, "ablation.evals": 4, "ablation.tasks": 400},
+}
+
+
+Overrides = Mapping[str, Any] | Sequence[str]
+
+
+def ablation_scale(scale: Scale | str | None = None, overrides: Overrides | None = None) -> Scale:
+    """The scale the ablation runs at: a preset name (default ``$DSLIB_SCALE``) with :data:`SIZING` for it, then
+    ``overrides`` (default ``$DSLIB_OVERRIDES``); a :class:`~dslib.config.Scale` is taken as it is."""
+    if isinstance(scale, Scale):
+        return scale.override(overrides) if overrides else scale
+    name = get_scale(scale).name
+    if overrides is None:
+        overrides = [a for a in os.environ.get("DSLIB_OVERRIDES", "").split(";") if a.strip()]
+    sized = get_scale(name, dict(SIZING.get(name, {})))
+    return sized.override(overrides) if overrides else sized
+
+
+def window_config(scale: Scale) -> CrossFileConfig:
+    """The benchmark's prompt budget cut to the training window: the models never saw longer sequences."""
+    config = scale.crossfile
+    window = min(scale.train.seq_len, config.max_input_tokens)
+    return replace(
+        config,
+        max_input_tokens=window,
+        crossfile_tokens=min(config.crossfile_tokens, window // 4),
+        max_new_tokens=min(config.max_new_tokens, window // 8),
+    )
+
+
+class CrossFileEvaluation(Evaluation):
+    """Every metric of :data:`METRICS` on the held-out cross-file benchmark, without and with retrieval."""
+
+    def __init__(self, scale: Scale):
+        self.scale = scale
+        self.tokenizer = ensure_tokenizer(scale)
+        self.config = window_config(scale)
+        records = subset(crossfile.ensure_benchmark(scale), scale.ablation.tasks)
+        lengths = [len(ids) for ids in encode_text(self.tokenizer, [r["groundtruth"] for r in records])]
+        self.records = [r for r, n in zip(records, lengths, strict=True) if n]
+        self.skipped = len(records) - len(self.records)
+        if not self.records:
+            raise ValueError(f"no cross-file completion point at scale {scale.name!r}; hold out more repositories")
+        self.spec = {
+            "records": fingerprint([(r["prompt"], r["groundtruth"], r["crossfile_context"]) for r in self.records]),
+            "crossfile": self.config,
+            "tokenizer": fingerprint(self.tokenizer.to_str()),
+            "version": FORMAT_VERSION,
+        }
+
+    def evaluate(self, model) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for context, retrieval in CONTEXTS:
+            scored = crossfile.score(
+                model, self.tokenizer, self.records, self.config, retrieval, self.scale.eval.batch_size, progress=False
+            )
+            for name, key in _SCORES:
+                out[f"{name}_{context}"] = [float(v) for v in scored["items"][key]]
+        return out
+
+    def describe(self, scale: Scale) -> dict:
+        return {"repo_level": scale.data.repo_level}
+
+    def summary(self) -> dict:
+        return {
+            "points": len(self.records),
+            "skipped_points": self.skipped,
+            "window": self.config.max_input_tokens,
+            "crossfile_tokens": self.config.crossfile_tokens,
+            "repositories": sorted({r["metadata"]["repository"] for r in self.records}),
+        }
+
+
+REPO = Experiment("repo_level_ablation", "repository-level ablation", SETTINGS, METRICS, CrossFileEvaluation)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Findings
+
+
+def _versus(other: str):
+    return lambda results, metric: directional(REPO, results, metric, [("dependency", other)], +1)
+
+
+def _retrieval_helps(results: Mapping, family: str) -> tuple[str, str]:
+    """Retrieval against in-file context alone, on the same points, for every repo-level setting that ran:
+    agrees when each is clearly better with retrieval, disagrees when one is clearly worse."""
+    with_, without = f"{family}_retrieval", f"{family}_none"
+    gap = max(seed_gap(REPO, results, with_), seed_gap(REPO, results, without))
+    signs, parts = [], []
+    for name in (n for n in LEVELS if final(results, n) is not None):
+        c = compare(items(results, name, with_), items(results, name, without), METRICS[with_], gap)
+        signs.append(c["sign"])
+        va, vb = final(results, name)[with_], final(results, name)[without]
+        parts.append(f"{name}: {va:.3f} vs {vb:.3f} (gain {c['gain']:+.3f}, clear beyond {c['threshold']:.3f})")
+    verdict = DISAGREES if -1 in signs else AGREES if all(s == 1 for s in signs) else TOO_SMALL
+    return verdict, "; ".join(parts)
+
+
+PAIRED = ("loss_retrieval", "em_retrieval", "es_retrieval")  # Table 7 compares with retrieval; loss first
+COMPARISONS: dict[str, Comparison] = {
+    "repo_beats_file": Comparison(("dependency", "file"), PAIRED, _versus("file")),
+    "order_matters": Comparison(("dependency", "random"), PAIRED, _versus("random")),
+    "retrieval_helps": Comparison(("dependency",), ("loss", "em", "es"), _retrieval_helps),
+}
+
+
+def findings(results: Mapping) -> list[dict]:
+    """Each claim of :data:`dslib.paper.REPO_FINDINGS` judged on ``results`` (:func:`dslib.ablation.judge`)."""
+    return judge(REPO, results, REPO_FINDINGS, COMPARISONS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running, tables, figure
+
+
+def repo_level_ablation(
+    scale: Scale | str | None = None,
+    settings: Iterable[str] | None = None,
+    directory: str | Path | None = None,
+    progress: bool = True,
+    overrides: Overrides | None = None,
+) -> Path:
+    """Run the grid (:data:`SETTINGS` by default) at :func:`ablation_scale`; the path of ``results.json``
+    (:func:`dslib.ablation.run_grid`, which reuses finished runs and resumes interrupted ones; default folder
+    ``artifacts/<scale>/repo_level_ablation/``)."""
+    return run_grid(REPO, ablation_scale(scale, overrides), settings, directory, progress)
+
+
+def load_results(source: str | Path | Scale | None = None) -> dict:
+    """The ablation's ``results.json`` at ``source``: a path, or a scale."""
+    return _load_results(REPO, source)
+
+
+def table(results: Mapping) -> list[dict]:
+    """One row per setting: its ``repo_level`` and the main metrics at its last evaluation."""
+    keep = ("loss_none", "loss_retrieval", "em_none", "em_retrieval", "es_none", "es_retrieval")
+    rows = []
+    for row in final_table(REPO, results):
+        level = results["settings"][row["setting"]]["repo_level"]
+        rows.append({"setting": row["setting"], "repo_level": level, "step": row["step"], **{k: row[k] for k in keep}})
+    return rows
+
+
+# Our settings beside Table 7's DeepSeek-Coder-Base 6.7B Python rows (the paper has no random-order row).
+_PAPER_ROWS = {
+    ("dependency", "none"): "DeepSeek-Coder-Base 6.7B",
+    ("dependency", "retrieval"): "DeepSeek-Coder-Base 6.7B + Retrieval",
+    ("file", "retrieval"): "DeepSeek-Coder-Base 6.7B + Retrieval w/o repo pretraining",
+}
+
+
+def result_rows(results: Mapping, judged: Sequence[Mapping]) -> list[dict]:
+    """Rows for :func:`dslib.results.record`: each setting's final EM, ES and loss, without and with retrieval,
+    beside Table 7's row where it has one, and each finding's verdict."""
+    rows = []
+    for row in final_table(REPO, results):
+        name = row["setting"]
+        if name not in LEVELS:
+            continue
+        for context, _ in CONTEXTS:
+            paper_row = _PAPER_ROWS.get((name, context))
+            label_setting = f"{name} + retrieval" if context == "retrieval" else name
+            note = f"step {row['step']}, {results['points']} held-out points; a model of a few million parameters"
+            for metric, column in (("em", "Python EM"), ("es", "Python ES"), ("loss", None)):
+                paper = TABLE7.get(paper_row, column) if paper_row and column else None
+                label = column or "ground-truth line loss (nats/token)"
+                rows.append(
+                    {
+                        "metric": f"repo-level ablation {label_setting}: {label}",
+                        "ours": round(float(row[f"{metric}_{context}"]), 4),
+                        "paper": paper,
+                        "source": TABLE7.source if paper is not None else "ours",
+                        "note": note,
+                    }
+                )
+    return rows + finding_rows(judged)
+
+
+def plot_repo_level_ablation(results: Mapping, path: str | Path | None = None):
+    """Loss, exact match and edit similarity (without and with retrieval) against training steps, one line per
+    setting; saved to ``path`` (default ``figures/<scale>/repo_level_ablation.png``); returns the figure."""
+    title = f"Repository-level ablation at scale {results['scale']} (DeepSeek-Coder §2.2, Table 7)"
+    return plot_curves(REPO, results, path or figure_path(results["scale"], "repo_level_ablation.png"), title)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m dslib.ablation.repo_level", description="Run the repository-level ablation and judge it."
+    )
+    parser.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default $DSLIB_SCALE)")
+    parser.add_argument("--settings", default=None, help=f"comma-separated, of: {', '.join(SETTINGS)}")
+    parser.add_argument("overrides", nargs="*", help="stage.field=value, over the ablation's sizing")
+    args = parser.parse_args(argv)
+    settings = args.settings.split(",") if args.settings else None
+    results = load_results(repo_level_ablation(args.scale, settings, overrides=args.overrides or None))
+    for row in table(results):
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    for finding in findings(results):
+        print(f"{finding['verdict']}: {finding['claim']} ({finding['basis']}: {finding['evidence']})")
+    print("figure:", figure_path(results["scale"], "repo_level_ablation.png"))
+    plot_repo_level_ablation(results)
+
+
+if __name__ == "__main__":
+    main()
