@@ -16,6 +16,13 @@ Part 3 (:func:`quality_and_decontam_cost`) splits the corpus back into files and
 the same run, the quality screening of before issue 19 (the compiler check alone) against the whole stage
 (compiler, heuristic rules, quality model), and decontamination against HumanEval alone against every shipped
 benchmark, with the share of these (clean, released) files each flags.
+
+Part 4 (``--spark``) runs the local engine and the Spark engine (``local[2]``) on the same Parquet input in
+The Stack's schema: the scale's selected repositories replicated 1×, 4× and 16× (``--factors``) with perturbed
+text, each build in a fresh process; it prints seconds, the Spark/local ratio, and the peak memory of the
+driver (the Python process, and Spark's JVM), and plots seconds against input size to ``figures/``.
+
+    python benchmarks/data_pipeline.py --spark [--scale cpu] [--factors 1,4,16]
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
+import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
@@ -31,19 +41,28 @@ from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import rensa
 from datasketch import MinHash, MinHashLSH
 
+from dslib.artifacts import figure_path
 from dslib.config import get_scale
+from dslib.data import pipeline, spark
 from dslib.data.decontam import Decontaminator
 from dslib.data.dedup import clusters_from_signatures, estimated_jaccard, minhash_signatures, shingles
 from dslib.data.pipeline import build_corpus
 from dslib.data.quality import quality_reason, syntax_error_reason
+from dslib.data.sources import read_text
 from dslib.tokenizer import split_sample
 
 THRESHOLD, NUM_PERM = 0.7, 256
 DATASKETCH = "datasketch bulk + MinHashLSH"
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 
 def stage_throughput(config, directory: Path) -> tuple[list[str], object]:
@@ -196,6 +215,101 @@ def dedup_comparison(count: int = 300, forks: int = 150, random_pairs: int = 150
     return lines
 
 
+STACK = pa.schema([(c, pa.string()) for c in ("max_stars_repo_name", "max_stars_repo_path", "lang")]).append(
+    pa.field("content", pa.binary())
+)
+
+
+def replicated_stack(config, factor: int, directory: Path) -> int:
+    """The scale's selected repositories as The Stack's rows, ``factor`` copies (copy r > 0: every second line
+    of a text file tagged with r, so copies are not near-duplicates); one shard per copy. Returns input bytes."""
+    repos, _ = pipeline._repositories(config)
+    directory.mkdir(parents=True)
+    total = 0
+    for copy in range(factor):
+        rows = []
+        for repo in repos:
+            for file in repo.files:
+                text, _, _ = read_text(file, config.max_file_bytes)
+                if text is None:
+                    continue
+                if copy:
+                    text = "\n".join(f"{line} r{copy}" if i % 2 else line for i, line in enumerate(text.split("\n")))
+                content = text.encode("utf-8", "surrogatepass")
+                rows.append(dict(max_stars_repo_name=f"{repo.name}~{copy}", max_stars_repo_path=file.path,
+                                 lang=None, content=content))  # fmt: skip
+                total += len(content)
+        pq.write_table(pa.Table.from_pylist(rows, schema=STACK), directory / f"copy-{copy:03d}.parquet")
+    return total
+
+
+def run_engine(engine: str, source: Path, output: Path, scale: str) -> dict:
+    """One build in this process (called in a fresh one): seconds, start-up seconds, peak driver memory."""
+    config = replace(get_scale(scale).data, source=f"parquet:{source}", engine=engine, num_proc=2)
+    config = replace(config, max_repos=None, max_total_bytes=None)  # every copy, not a budget's worth
+    start = time.perf_counter()
+    session = spark.session("local[2]") if engine == "spark" else None
+    started = time.perf_counter()
+    pipeline.build_corpus(config, output) if session is None else spark.build_corpus(config, output, spark=session)
+    result = dict(startup=started - start, seconds=time.perf_counter() - started)
+    result["python_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if session is not None:
+        pid = session.sparkContext._gateway.proc.pid
+        status = Path(f"/proc/{pid}/status").read_text()
+        result["jvm_peak_mb"] = int(next(li for li in status.splitlines() if li.startswith("VmHWM")).split()[1]) / 1024
+    manifest = json.loads((output / "manifest.json").read_text())
+    result["counts"] = manifest["counts"]["funnel"]
+    return result
+
+
+def spark_scaling(scale: str, factors: list[int], workdir: Path) -> list[str]:
+    """Spark local[2] against the local engine on the same replicated Parquet input; a plot of seconds vs size."""
+    config = get_scale(scale).data
+    rows = []
+    for factor in factors:
+        source = workdir / f"stack-{factor}"
+        mb = replicated_stack(config, factor, source) / 1e6
+        runs = {}
+        for engine in ("local", "spark"):
+            command = [
+                sys.executable,
+                __file__,
+                "--run-engine",
+                engine,
+                str(source),
+                str(workdir / f"{engine}-{factor}"),
+            ]
+            done = subprocess.run(command + ["--scale", scale], capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{engine} at {factor}x failed:\n{done.stderr[-3000:]}")
+            runs[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+        assert runs["local"].pop("counts") == runs["spark"].pop("counts"), "the engines' funnels differ"
+        rows.append((factor, mb, runs["local"], runs["spark"]))
+    lines = [
+        f"{'input':>6} {'MB':>7} {'local s':>8} {'spark s':>8} {'spark start s':>13} {'spark/local':>11} "
+        f"{'local py MB':>11} {'spark py MB':>11} {'spark JVM MB':>12}"
+    ]
+    for factor, mb, local, distributed in rows:
+        lines.append(
+            f"{factor:>5}x {mb:>7.1f} {local['seconds']:>8.1f} {distributed['seconds']:>8.1f} "
+            f"{distributed['startup']:>13.1f} {distributed['seconds'] / local['seconds']:>11.2f} "
+            f"{local['python_peak_mb']:>11.0f} {distributed['python_peak_mb']:>11.0f} "
+            f"{distributed['jvm_peak_mb']:>12.0f}"
+        )
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    sizes = [mb for _, mb, _, _ in rows]
+    for engine, index in (("local engine", 2), ("Spark local[2]", 3)):
+        axis.plot(sizes, [row[index]["seconds"] for row in rows], "o-", label=engine)
+    axis.plot(sizes, [rows[0][3]["seconds"] * mb / sizes[0] for mb in sizes], ":", color="grey", label="linear")
+    axis.set(xlabel="input MB (replicated corpus)", ylabel="seconds (after start-up)", xscale="log", yscale="log")
+    axis.legend()
+    figure.tight_layout()
+    path = figure_path(scale, "data_spark_scaling.png")
+    figure.savefig(path, dpi=120)
+    lines.append(f"figure: {path}")
+    return lines
+
+
 MODEL_THRESHOLD = 0.1  # the quality model's threshold in notebook 01's hand-checked sample
 
 
@@ -252,7 +366,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a 3 MB corpus for the stage throughput")
     parser.add_argument("--scale", default="smoke", help="whose data config to use (default smoke)")
+    parser.add_argument("--spark", action="store_true", help="part 4 only: Spark local[2] against the local engine")
+    parser.add_argument("--factors", default="1,4,16", help="input sizes for --spark, in copies of the corpus")
+    parser.add_argument("--run-engine", nargs=3, metavar=("ENGINE", "SOURCE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_engine:
+        engine, source, output = args.run_engine
+        print(json.dumps(run_engine(engine, Path(source), Path(output), args.scale)))
+        return
+    if args.spark:
+        with tempfile.TemporaryDirectory() as tmp:
+            factors = [int(f) for f in args.factors.split(",")]
+            print("\n".join([f"Spark local[2] vs the local engine ({args.scale} corpus replicated):"]))
+            print("\n".join(spark_scaling(args.scale, factors, Path(tmp))))
+        return
     config = replace(get_scale(args.scale).data, num_proc=1)
     if args.quick:
         config = replace(config, max_total_bytes=3_000_000)

@@ -9,6 +9,7 @@ Where DeepSeek-Coder (arXiv 2401.14196) gives a value, the field's comment names
 from dslib.config.scales import DOCS_FOLDERS, PRESETS, Scale, get_scale, resolve
 from dslib.config.stages import (
     DEDUP_HASH_VERSION,
+    ENGINES,
     FIM_LEVELS,
     FIM_MODES,
     HOW,
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "CrossFileConfig",
     "DEDUP_HASH_VERSION",
+    "ENGINES",
     "DOCS_FOLDERS",
     "DataConfig",
     "EvalConfig",

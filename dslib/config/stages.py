@@ -16,6 +16,7 @@ FIM_MODES = ("psm", "spm", "msp")
 FIM_LEVELS = ("document", "context")
 LR_SCHEDULES = ("multistep", "cosine")
 REPO_LEVELS = ("dependency", "random", "file")
+ENGINES = ("local", "spark")
 # The MinHash hash family of dslib.data.dedup, in DataConfig so that a corpus built with another one is rebuilt.
 # 1: datasketch affine32 over BLAKE2b word hashes; 2: rensa R-MinHash over numpy word hashes.
 DEDUP_HASH_VERSION = 2
@@ -115,9 +116,16 @@ class DataConfig:
     heldout_fraction: float = 0.05  # repositories held out for tokenizer compression, loss and cross-file completion
     heldout_repos: tuple[str, ...] = ()  # held out whatever the draw (by name or path): a benchmark's repositories
     seed: int = 0
+    # Where the pipeline runs: "local" (multiprocessing) or "spark" (PySpark; same output, dslib/data/spark.py).
+    engine: str = field(default="local", metadata=HOW)
+    spark_master: str | None = field(default=None, metadata=HOW)  # e.g. "local[2]"; None: spark-submit's, else local[*]
+    spark_partitions: int | None = field(default=None, metadata=HOW)  # the shuffle by repository; None: 1 per 32 MB
 
     def __post_init__(self):
         _positive(self, "max_file_bytes", "dedup_ngram", "dedup_num_perm", "num_proc", "num_shards")
+        _choice(self.engine, ENGINES, "DataConfig.engine")
+        if self.spark_partitions is not None and self.spark_partitions < 1:
+            raise ConfigError(f"DataConfig.spark_partitions={self.spark_partitions} must be positive")
         _choice(self.repo_level, REPO_LEVELS, "DataConfig.repo_level")
         if not 0 < self.dedup_threshold <= 1:
             raise ConfigError(f"DataConfig.dedup_threshold={self.dedup_threshold} must be in (0, 1]")

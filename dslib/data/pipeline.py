@@ -10,7 +10,9 @@ by a comment holding its path (``data.repo_level`` shuffles them or makes each f
 Work is split into ``num_shards`` fixed shards of repositories (round-robin by name) processed by
 ``num_proc`` worker processes; the output depends on the shards only, never on the number of workers.
 Pass 1 (parallel) reads, filters, orders, screens each repository and computes the MinHash signature of
-its sample; near-dedup then runs over all signatures; pass 2 drops duplicates and writes the shards.
+its sample (:func:`screen`); near-dedup then runs over all signatures; pass 2 (:class:`dslib.data.tally.Tally`)
+drops duplicates and copies of held-out files and writes the shards. ``data.engine = "spark"`` runs the same
+stages as a Spark job (:mod:`dslib.data.spark`) with the same output.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import multiprocessing
 import pickle
 import shutil
 import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,42 +39,19 @@ from dslib.artifacts import artifact_dir, ensure, fingerprint, read_manifest, wr
 from dslib.config import DataConfig, Scale, resolve
 from dslib.data import dedup, deps
 from dslib.data.decontam import Decontaminator
-from dslib.data.filters import RULE_REASONS, rule_filter_reason
+from dslib.data.filters import rule_filter_reason
 from dslib.data.languages import detect_language, path_comment
 from dslib.data.mix import docs_repositories
-from dslib.data.quality import QUALITY_REASONS, quality_reason
-from dslib.data.repo_level import HELDOUT_RULE, content_digest, document_files, heldout_repositories
+from dslib.data.quality import quality_reason
+from dslib.data.repo_level import content_digest, heldout_repositories
 from dslib.data.sources import Repository, hub_dataset, local_repos, python_environment, read_text, select_repositories
+from dslib.data.stack import PARQUET_PREFIX, parquet_repositories
+from dslib.data.tally import REASON_STAGE as REASON_STAGE  # re-exported: the public names of the pipeline
+from dslib.data.tally import SCHEMA, SPLITS, Tally, repo_sample
+from dslib.data.tally import STAGE_REASONS as STAGE_REASONS
+from dslib.data.tally import Funnel as Funnel
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "heldout")
-# Figure 2's stages in order, each with the reasons it drops a file for. Dependency parsing drops nothing.
-STAGE_REASONS: dict[str, tuple[str, ...]] = {
-    "crawl": (
-        "missing", "unreadable", "not_regular", "broken_symlink", "symlink_loop", "symlink_dir",
-        "duplicate_path", "repo_file_limit", "too_large", "binary", "not_utf8", "empty",
-    ),
-    "language": ("unknown_language",),
-    "rule_filter": RULE_REASONS,
-    "dependency": (),
-    "near_dedup": ("near_duplicate",),
-    "quality": QUALITY_REASONS,
-    "decontam": ("decontam_10gram", "decontam_exact", "heldout_copy"),
-}  # fmt: skip
-REASON_STAGE = {reason: stage for stage, reasons in STAGE_REASONS.items() for reason in reasons}
-MAX_LISTED = 1000  # syntax errors and decontamination hits listed in the manifest (all are counted)
-QUALITY_LISTED = 50  # files listed per quality reason, for inspection (notebook 01)
-SCHEMA = pa.schema(
-    [
-        ("text", pa.string()),
-        ("repo", pa.string()),
-        ("languages", pa.list_(pa.string())),
-        ("paths", pa.list_(pa.string())),
-        ("size", pa.int64()),
-        ("source", pa.string()),  # the data mix's source (§2): "code" or "english" (dslib/data/mix.py)
-    ]
-)
 
 
 @dataclass
@@ -120,14 +100,6 @@ class ShardResult:
     digests: list[set[bytes]]  # each repository's candidate file digests
     timings: dict[str, float] = field(default_factory=Counter)
     stage_bytes: dict[str, int] = field(default_factory=Counter)
-
-
-def repo_sample(files: list[tuple[str, str | None, str]]) -> str:
-    """One training sample from ``(path, language, text)`` in order: each file headed by its path comment (§2.2)."""
-    parts = []
-    for path, language, text in files:
-        parts.append(path_comment(path, language) + "\n" + (text if text.endswith("\n") else text + "\n"))
-    return "".join(parts)
 
 
 @cache
@@ -190,19 +162,33 @@ def _process_repo(repo: Repository, config: DataConfig, timings: Counter, stage_
     return RepoRecord(repo.name, ordered + dropped, edges=sum(len(v) for v in graph.values()))
 
 
-def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult:
-    index, repos, config, scratch = job
-    timings, stage_bytes = Counter(), Counter()
+def screen(
+    repos: list[Repository], config: DataConfig, timings: Counter, stage_bytes: Counter
+) -> tuple[list[RepoRecord], np.ndarray, list[bool]]:
+    """Pass 1 for a batch of repositories: their records, MinHash signatures, and whether each keeps a file
+    through quality screening and decontamination."""
     records = [_process_repo(repo, config, timings, stage_bytes) for repo in repos]
     samples = [repo_sample([(f.path, f.language, f.text) for f in r.files if f.reason is None]) for r in records]
     clock = time.perf_counter()
     stage_bytes["near_dedup"] += sum(len(s.encode()) for s in samples)
     signatures = dedup.minhash_signatures(samples, config.dedup_num_perm, config.dedup_ngram, seed=config.seed + 1)
     timings["near_dedup"] += time.perf_counter() - clock
+    survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
+    return records, signatures, survives
+
+
+def candidate_digests(record: RepoRecord) -> set[bytes]:
+    """The digests of the files of ``record`` that pass 1 kept: copies of them are dropped when it is held out."""
+    return {f.digest for f in record.files if f.reason is None}
+
+
+def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult:
+    index, repos, config, scratch = job
+    timings, stage_bytes = Counter(), Counter()
+    records, signatures, survives = screen(repos, config, timings, stage_bytes)
     with open(Path(scratch) / f"shard-{index:05d}.pkl", "wb") as handle:
         pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    survives = [any(f.reason is None and not f.syntax and not f.contamination for f in r.files) for r in records]
-    digests = [{f.digest for f in r.files if f.reason is None} for r in records]
+    digests = [candidate_digests(r) for r in records]
     return ShardResult(
         index, [r.name for r in records], signatures, survives, digests, dict(timings), dict(stage_bytes)
     )
@@ -211,18 +197,26 @@ def _pass_one(job: tuple[int, list[Repository], DataConfig, str]) -> ShardResult
 def _repositories(config: DataConfig) -> tuple[list[Repository], dict]:
     if config.source == "python_env":
         repos = python_environment()
+    elif config.source.startswith(PARQUET_PREFIX):
+        repos = parquet_repositories(config.source.removeprefix(PARQUET_PREFIX), config.max_file_bytes)
     elif config.source.startswith("hub:"):
         repos = hub_dataset(config.source[4:], data_dir=config.hub_data_dir, max_bytes=config.max_total_bytes)
     else:
         repos = local_repos(config.source)
     repos, selection = select_repositories(repos, config.max_repos, config.max_total_bytes, config.seed)
-    # Documentation folders are the mix's English source (§2): selected under the same limits, on their own.
+    docs, docs_counts = docs_mix(config)
+    selection.update(docs_counts)
+    return sorted(repos + docs, key=lambda r: r.name), selection
+
+
+def docs_mix(config: DataConfig) -> tuple[list[Repository], dict]:
+    """The documentation repositories of the mix's English source (§2), selected under the same limits as the
+    code on their own, and their counts for the manifest's selection report."""
     docs, missing = docs_repositories(config.docs_folders, config.english_languages)
     docs, docs_selection = select_repositories(docs, config.max_repos, config.max_total_bytes, config.seed)
     for folder in missing:
         logger.warning("data: documentation folder %s does not exist; left out of the mix", folder)
-    selection.update(docs_selected=docs_selection["selected"], docs_folders_missing=len(missing))
-    return sorted(repos + docs, key=lambda r: r.name), selection
+    return docs, dict(docs_selected=docs_selection["selected"], docs_folders_missing=len(missing))
 
 
 def heldout_names(repos: list[Repository], heldout_repos: tuple[str, ...]) -> set[str]:
@@ -241,44 +235,16 @@ def _run_pass_one(jobs: list, num_proc: int) -> list[ShardResult]:
         return list(tqdm(pool.imap(_pass_one, jobs), **progress))
 
 
-class Funnel:
-    """Files and bytes in, kept, and dropped by reason (datatrove-style stats, gathered as files go by)."""
-
-    def __init__(self):
-        self.input = Counter()
-        self.kept = Counter()
-        self.dropped: dict[str, Counter] = {}
-
-    def add(self, size: int, reason: str | None) -> None:
-        self.input.update(files=1, bytes=size)
-        (self.kept if reason is None else self.dropped.setdefault(reason, Counter())).update(files=1, bytes=size)
-
-    def stages(self) -> list[dict]:
-        """Files and bytes entering and leaving each stage of Figure 2."""
-        rows, files, size = [], self.input["files"], self.input["bytes"]
-        for stage, reasons in STAGE_REASONS.items():
-            lost = [self.dropped.get(r, Counter()) for r in reasons]
-            out_files = files - sum(c["files"] for c in lost)
-            out_bytes = size - sum(c["bytes"] for c in lost)
-            rows.append(dict(stage=stage, files_in=files, bytes_in=size, files_out=out_files, bytes_out=out_bytes))
-            files, size = out_files, out_bytes
-        return rows
-
-    def to_dict(self) -> dict:
-        dropped = {r: dict(files=c["files"], bytes=c["bytes"], stage=REASON_STAGE[r]) for r, c in self.dropped.items()}
-        return {
-            "input": dict(files=self.input["files"], bytes=self.input["bytes"]),
-            "kept": dict(files=self.kept["files"], bytes=self.kept["bytes"]),
-            "dropped": dict(sorted(dropped.items())),
-            "stages": self.stages(),
-        }
-
-
 def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.Dataset:
     """Run the §2 pipeline into ``directory`` (parquet shards and ``manifest.json``); return the train split.
 
-    Without ``directory`` the corpus goes to ``artifacts/custom/data-<config fingerprint>/``.
+    Without ``directory`` the corpus goes to ``artifacts/custom/data-<config fingerprint>/``. With
+    ``config.engine == "spark"`` the same stages run as a Spark job (:mod:`dslib.data.spark`), with the same output.
     """
+    if config.engine == "spark":
+        from dslib.data import spark  # here, not at the top: it imports this module (and pyspark only when used)
+
+        return spark.build_corpus(config, directory)
     directory = Path(directory) if directory else artifact_dir("custom", f"data-{fingerprint(config)}")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -309,71 +275,17 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         *(d for r in results for n, d in zip(r.repos, r.digests, strict=True) if n in heldout)
     )
 
-    funnel, repo_reasons, languages = Funnel(), Counter(), Counter()
-    hits, rule_counts, edges, syntax_errors, copies = [], Counter(), 0, [], []
-    quality_examples: dict[str, list[str]] = {}
-    splits = {split: Counter() for split in SPLITS}
-    mix_bytes = Counter()
+    tally = Tally()
     for result in tqdm(results, desc="data: dedup and write", unit="shard"):
         with open(scratch / f"shard-{result.index:05d}.pkl", "rb") as handle:
             records: list[RepoRecord] = pickle.load(handle)
         rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
         for record in records:
-            kept = []
-            for f in record.files:
-                reason = f.reason or ("near_duplicate" if record.name in duplicates else None) or f.syntax
-                if reason == "syntax_error":
-                    syntax_errors.append(f"{record.name}/{f.path}")
-                if reason in QUALITY_REASONS and len(quality_examples.setdefault(reason, [])) < QUALITY_LISTED:
-                    quality_examples[reason].append(f"{record.name}/{f.path}")
-                if reason is None and f.contamination:
-                    rule, item, ngram = f.contamination
-                    reason = "decontam_exact" if rule == "exact" else "decontam_10gram"
-                    rule_counts[reason] += 1
-                    hits.append(dict(repo=record.name, path=f.path, rule=rule, item=item, ngram=ngram))
-                if reason is None and record.name not in heldout and f.digest in heldout_digests:
-                    reason = "heldout_copy"
-                    copies.append(f"{record.name}/{f.path}")
-                funnel.add(f.bytes, reason)
-                if reason is None:
-                    kept.append(f)
-                    languages[f.language] += f.bytes
-            edges += record.edges
-            if not record.files:
-                repo_reasons["empty_repo"] += 1
-                logger.info("repository %s dropped: empty_repo", record.name)
-            elif record.name in duplicates:
-                repo_reasons["near_duplicate"] += 1
-                logger.info("repository %s dropped: near_duplicate", record.name)
-            elif not kept:
-                repo_reasons["no_files_kept"] += 1
-                reasons = Counter(f.reason or f.syntax or "decontaminated" for f in record.files)
-                logger.info("repository %s dropped: no_files_kept (%s)", record.name, dict(reasons))
-            else:
-                split = "heldout" if record.name in heldout else "train"
-                english = [f for f in kept if f.language in config.english_languages]
-                code = [f for f in kept if f.language not in config.english_languages]
-                for source, group in (("code", code), ("english", english)):
-                    for document in document_files(record.name, group, config.repo_level, config.seed) if group else ():
-                        text = repo_sample([(f.path, f.language, f.text) for f in document])
-                        mix_bytes[source] += len(text.encode())
-                        rows[split].append(
-                            dict(
-                                text=text,
-                                repo=record.name,
-                                languages=[f.language for f in document],
-                                paths=[f.path for f in document],
-                                size=len(text.encode()),
-                                source=source,
-                            )
-                        )
-        for split, split_rows in rows.items():
-            if split_rows:
-                table = pa.Table.from_pylist(split_rows, schema=SCHEMA)
-                pq.write_table(table, directory / f"{split}-{result.index:05d}-of-{config.num_shards:05d}.parquet")
-                size = sum(r["size"] for r in split_rows)
-                names_in = len({r["repo"] for r in split_rows})
-                splits[split].update(repos=names_in, documents=len(split_rows), bytes=size, shards=1)
+            held = record.name in heldout
+            rows["heldout" if held else "train"] += tally.add(
+                record, record.name in duplicates, held, heldout_digests, config
+            )
+        tally.write(directory, result.index, config.num_shards, rows)
     shutil.rmtree(scratch)
 
     timings = Counter()
@@ -383,30 +295,9 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         stage_bytes.update(result.stage_bytes)
     timings["near_dedup"] += index_seconds
     timings.update(listing=listing_seconds, wall=time.perf_counter() - started)
-    counts = {
-        "funnel": {**funnel.to_dict(), "repo_level": config.repo_level},
-        "repositories": {
-            **selection,
-            "input": len(names),
-            "dropped": dict(sorted(repo_reasons.items())),
-            **{split: splits[split]["repos"] for split in SPLITS},
-        },
-        "splits": {split: dict(counter) for split, counter in splits.items()},
-        "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "dependency_edges": edges,
-        "near_duplicate_clusters": [[names[i] for i in cluster] for cluster in clusters],
-        "syntax_errors": syntax_errors[:MAX_LISTED],
-        "quality_examples": dict(sorted(quality_examples.items())),
-        "mix_bytes": dict(mix_bytes),
-        "decontamination": {
-            "files": dict(sorted(rule_counts.items())),
-            "hits": hits[:MAX_LISTED],
-            "heldout_copies": copies[:MAX_LISTED],
-        },
-        "heldout": {"rule": HELDOUT_RULE, "seed": config.seed, "repositories": sorted(heldout)},
-        "heldout_forced": sorted(always),
-        "stage_bytes": dict(stage_bytes),
-    }
+    clusters = [[names[i] for i in cluster] for cluster in clusters]
+    counts = tally.counts(config, selection, len(names), clusters, heldout, always, stage_bytes)
+    funnel = tally.funnel
     logger.info(
         "data: kept %d of %d files (%d of %d bytes); dropped %s",
         funnel.kept["files"],
@@ -423,6 +314,26 @@ def build_corpus(config: DataConfig, directory: Path | None = None) -> datasets.
         timings={k: round(v, 4) for k, v in timings.items()},
     )
     return _load_split(directory, "train")
+
+
+def build_corpus_into(config: DataConfig, output: str | Path) -> Path:
+    """Build the corpus into ``output`` atomically: into a hidden sibling folder, renamed to ``output`` once the
+    manifest is written, so a partial folder never carries the final name (an older ``output`` is replaced)."""
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        build_corpus(config, partial)
+        if output.exists():
+            old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
+            output.rename(old)
+            partial.rename(output)
+            shutil.rmtree(old)
+        else:
+            partial.rename(output)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return output
 
 
 def _load_split(directory: Path, split: str) -> datasets.Dataset:
