@@ -1,5 +1,11 @@
+import dataclasses
+import json
+
 import pytest
 import torch
+
+import dslib.train
+from dslib import ablation
 
 
 @pytest.fixture(scope="module")
@@ -9,3 +15,40 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def resume_check(monkeypatch):
+    """The resume check every ablation shares: ``run(directory)`` runs the grid of one ``setting`` and returns its
+    results; killed after step 3 (its last checkpoint and evaluation at step 2) the run resumes from step 2 and
+    reaches ``results``' numbers on ``metrics``."""
+
+    def check(run, setting: str, directory, results: dict, metrics) -> None:
+        train = dslib.train.train
+
+        def killed_at_step_3(r):
+            if r.stop_after == 4:
+                train(dataclasses.replace(r, stop_after=3))  # step 3 ran; no checkpoint is written there
+                raise KeyboardInterrupt
+            return train(r)
+
+        monkeypatch.setattr(dslib.train, "train", killed_at_step_3)
+        with pytest.raises(KeyboardInterrupt):
+            run(directory)
+        record = json.loads((directory / setting / ablation.RUN_FILE).read_text())
+        assert [e["step"] for e in record["evals"]] == [2]
+        resumed = []
+
+        def spy(r):
+            result = train(r)
+            resumed.append(result.resumed_from)
+            return result
+
+        monkeypatch.setattr(dslib.train, "train", spy)
+        again = run(directory)
+        assert resumed == [2]
+        for a, b in zip(again["settings"][setting]["evals"], results["settings"][setting]["evals"], strict=True):
+            assert {m: a[m] for m in metrics} == pytest.approx({m: b[m] for m in metrics}, rel=1e-5)
+        monkeypatch.undo()
+
+    return check

@@ -3,7 +3,6 @@ fitting, the middle loss against a brute-force reference, the findings rule on h
 end-to-end run that is reused, resumed and redone exactly when it should be."""
 
 import dataclasses
-import json
 import math
 from functools import lru_cache
 
@@ -359,7 +358,7 @@ TINY = {
 
 
 @pytest.mark.slow
-def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
+def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch, resume_check):
     scale = get_scale("smoke", TINY)
     path = ex.fim_ablation(scale, ["fim_0", "psm_0.5"], tmp_path / "full", progress=False)
     results = ex.load_results(path)
@@ -406,33 +405,13 @@ def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch):
 
     # Resume: a run killed part-way between its evaluations continues from its last checkpoint (step 2,
     # where it was evaluated), not from scratch, and reaches the same numbers as the uninterrupted run.
-    train = dslib.train.train
-
-    def killed_at_step_3(run):
-        if run.stop_after == 4:
-            train(dataclasses.replace(run, stop_after=3))  # step 3 ran; no checkpoint is written there
-            raise KeyboardInterrupt
-        return train(run)
-
-    monkeypatch.setattr(dslib.train, "train", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        ex.fim_ablation(scale, ["psm_0.5"], tmp_path / "cut", progress=False)
-    assert [e["step"] for e in json.loads((tmp_path / "cut" / "psm_0.5" / ablation.RUN_FILE).read_text())["evals"]] == [
-        2
-    ]
-    resumed = []
-
-    def spy(run):
-        result = train(run)
-        resumed.append(result.resumed_from)
-        return result
-
-    monkeypatch.setattr(dslib.train, "train", spy)
-    resumed_run = ex.load_results(ex.fim_ablation(scale, ["psm_0.5"], tmp_path / "cut", progress=False))
-    assert resumed == [2]
-    for a, b in zip(resumed_run["settings"]["psm_0.5"]["evals"], results["settings"]["psm_0.5"]["evals"], strict=True):
-        assert {m: a[m] for m in ex.METRICS} == pytest.approx({m: b[m] for m in ex.METRICS}, rel=1e-5)
-    monkeypatch.undo()
+    resume_check(
+        lambda d: ex.load_results(ex.fim_ablation(scale, ["psm_0.5"], d, progress=False)),
+        "psm_0.5",
+        tmp_path / "cut",
+        results,
+        ex.METRICS,
+    )
 
     # Redo: another evaluation config invalidates the finished run.
     other = get_scale("smoke", {**TINY, "ablation.heldout_sequences": 4})

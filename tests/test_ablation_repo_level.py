@@ -2,7 +2,6 @@
 tiny end-to-end run at smoke scale that is reused and resumed."""
 
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -80,7 +79,7 @@ TINY = {"ablation.steps": 4, "ablation.evals": 2, "ablation.tasks": 4}
 
 
 @pytest.mark.slow
-def test_end_to_end_reuse_resume_and_findings(tmp_path, monkeypatch):
+def test_end_to_end_reuse_resume_and_findings(tmp_path, monkeypatch, resume_check):
     scale = get_scale("smoke", TINY)
     names = ["dependency", "file"]
     path = rl.repo_level_ablation(scale, names, tmp_path / "full", progress=False)
@@ -122,28 +121,10 @@ def test_end_to_end_reuse_resume_and_findings(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     # Resume: a run killed between its evaluations continues from its step-2 checkpoint, to the same numbers.
-    train = dslib.train.train
-
-    def killed_at_step_3(run):
-        if run.stop_after == 4:
-            train(dataclasses.replace(run, stop_after=3))
-            raise KeyboardInterrupt
-        return train(run)
-
-    monkeypatch.setattr(dslib.train, "train", killed_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        rl.repo_level_ablation(scale, ["file"], tmp_path / "cut", progress=False)
-    record = json.loads((tmp_path / "cut" / "file" / ablation.RUN_FILE).read_text())
-    assert [e["step"] for e in record["evals"]] == [2]
-    resumed = []
-
-    def spy(run):
-        result = train(run)
-        resumed.append(result.resumed_from)
-        return result
-
-    monkeypatch.setattr(dslib.train, "train", spy)
-    again = rl.load_results(rl.repo_level_ablation(scale, ["file"], tmp_path / "cut", progress=False))
-    assert resumed == [2]
-    for a, b in zip(again["settings"]["file"]["evals"], results["settings"]["file"]["evals"], strict=True):
-        assert {m: a[m] for m in rl.METRICS} == pytest.approx({m: b[m] for m in rl.METRICS}, rel=1e-5)
+    resume_check(
+        lambda d: rl.load_results(rl.repo_level_ablation(scale, ["file"], d, progress=False)),
+        "file",
+        tmp_path / "cut",
+        results,
+        rl.METRICS,
+    )
