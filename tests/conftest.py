@@ -1,5 +1,9 @@
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -52,3 +56,30 @@ def resume_check(monkeypatch):
         monkeypatch.undo()
 
     return check
+
+
+@pytest.fixture
+def torchrun_two():
+    """Run ``worker`` (a script) under ``torchrun --standalone`` with two processes on CPU; fail with its output.
+
+    ``--standalone`` picks a free rendezvous port, so concurrent test runs do not collide on 29500.
+    """
+
+    def run(worker, *args: str, timeout: float = 600) -> None:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker)]
+        proc = subprocess.Popen(
+            [*cmd, *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: nothing outlives the test
+            stdout, stderr = proc.communicate()
+        assert proc.returncode == 0, stdout[-3000:] + stderr[-5000:]
+
+    return run

@@ -3,10 +3,6 @@
 import io
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -398,26 +394,12 @@ finetune(base, "mbpp", get_scale("smoke", overrides), f"{out}/two", progress=Fal
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(base, tmp_path):
+def test_two_processes_match_one(base, tmp_path, torchrun_two):
     # Global batch 4 of micro-batches of 2: one process accumulates 2, two processes take one each (DDP).
     one = finetune(base, "mbpp", get_scale("smoke", SHORT), tmp_path / "one", progress=False)
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker)]
-    proc = subprocess.Popen(
-        [*cmd, str(tmp_path), str(base), *SHORT],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: nothing outlives the test
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-5000:]
+    torchrun_two(worker, tmp_path, base, *SHORT)
     losses = [r["loss"] for r in read_metrics(tmp_path / "two")]
     assert losses == pytest.approx([r["loss"] for r in one.train.metrics], rel=1e-5)
     assert (tmp_path / "two" / "hf" / "model.safetensors").exists() and (tmp_path / "two" / "manifest.json").exists()

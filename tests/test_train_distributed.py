@@ -1,10 +1,6 @@
 """``torchrun`` with 2 CPU processes (gloo): DDP and FSDP2 give the losses of one process on the same global batch."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -36,34 +32,13 @@ dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path):
+def test_two_processes_match_one(tmp_path, torchrun_two):
     reference = train(
         TrainRun(get_scale("smoke", OVERRIDES), output_dir=tmp_path / "one", data="synthetic", progress=False)
     )
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # --standalone picks a free rendezvous port, so concurrent test runs do not collide on 29500.
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(worker),
-        str(tmp_path),
-        *OVERRIDES,
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: nothing outlives the test
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-5000:]
+    torchrun_two(worker, tmp_path, *OVERRIDES, timeout=300)
 
     expected = [r["loss"] for r in reference.metrics]
     for mode in ("ddp", "fsdp"):
