@@ -45,7 +45,7 @@ from tqdm import tqdm
 from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import FIM_MODES, FIMConfig, Scale, resolve
 from dslib.data.mix import mix_order, realised_shares
-from dslib.data.pipeline import language_subset, load_corpus
+from dslib.data.pipeline import corpus_label, language_subset, load_corpus
 from dslib.fim import DEEPSEEK, ContextFIM, FIMSplit, Sentinel, Sentinels, encode_fim
 from dslib.tokenizer import BOS, ensure_tokenizer
 from dslib.training.parallel import rank_and_world
@@ -202,7 +202,11 @@ def ensure_stream(
             )
 
         subset = "_" + "+".join(scale.ablation.languages).lower() if scale.ablation.languages else ""
-        return ensure(scale.name, f"packed/{stream_label(split, fim)}{subset}", config, build)
+        # A folder per seed: the ablations' seed replicas train side by side (or in two processes), and one
+        # folder for all seeds would be rebuilt, under a reader's feet, each time the seed changed.
+        seeded = f"_seed{seed}" if seed else ""
+        stage = f"packed/{stream_label(split, fim)}{subset}{seeded}{corpus_label(scale)}"
+        return ensure(scale.name, stage, config, build)
 
     if not distributed:
         return build_all()

@@ -33,7 +33,7 @@ from dslib import paper
 from dslib.artifacts import artifact_dir, ensure, fingerprint, read_manifest, save_figure, write_manifest
 from dslib.config import Scale, resolve
 from dslib.data.languages import path_comment
-from dslib.data.pipeline import load_corpus
+from dslib.data.pipeline import corpus_label, load_corpus
 from dslib.results import result_row
 
 # The released added tokens, in id order; the bar is U+FF5C (FULLWIDTH VERTICAL LINE) and the space
@@ -303,7 +303,12 @@ def ensure_tokenizer(scale: Scale | str | None = None) -> Tokenizer:
             timings={"train_s": seconds},
         )
 
-    return load_tokenizer(ensure(scale.name, "tokenizer", config, build))
+    return load_tokenizer(ensure(scale.name, tokenizer_stage(scale), config, build))
+
+
+def tokenizer_stage(scale: Scale) -> str:
+    """The tokenizer's artifact folder: ``tokenizer``, with the corpus label of a data config not the preset's."""
+    return "tokenizer" + corpus_label(replace(scale, data=replace(scale.data, repo_level="dependency")))
 
 
 def vocab_sweep(scale: Scale | str | None = None) -> list[dict]:
@@ -325,7 +330,7 @@ def vocab_sweep(scale: Scale | str | None = None) -> list[dict]:
         for vocab_size in cfg.sweep_vocab_sizes:
             if vocab_size == cfg.vocab_size:  # the scale's own tokenizer, trained on this very sample
                 tok = ensure_tokenizer(scale)
-                seconds = read_manifest(artifact_dir(scale.name, "tokenizer"))["timings"]["train_s"]
+                seconds = read_manifest(artifact_dir(scale.name, tokenizer_stage(scale)))["timings"]["train_s"]
             else:
                 start = time.perf_counter()
                 tok = _train_on(sample, vocab_size)

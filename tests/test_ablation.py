@@ -392,6 +392,17 @@ def test_two_settings_end_to_end_reuse_resume_and_redo(tmp_path, monkeypatch, re
     with pytest.raises(FileNotFoundError, match="no finished run"):
         ex.first_token_losses(scale, tmp_path / "full", ["psm_1.0"])
 
+    # Two workers, each run in its own process with one thread: the same runs, the same numbers.
+    parallel = get_scale("smoke", {**TINY, "ablation.workers": 2})
+    two = ex.load_results(ex.fim_ablation(parallel, ["fim_0", "psm_0.5"], tmp_path / "parallel", progress=False))
+    assert two["timings"]["workers"] == 2 and results["timings"]["workers"] == 1
+    for name in ("fim_0", "psm_0.5"):
+        ours, theirs = results["settings"][name], two["settings"][name]
+        assert ours["fingerprint"] == theirs["fingerprint"]
+        for e, f in zip(ours["evals"], theirs["evals"], strict=True):
+            for metric, values in e["items"].items():
+                assert f["items"][metric] == pytest.approx(values, rel=1e-3, abs=1e-6), (name, metric)
+
     # Reuse: a finished run is neither retrained nor re-evaluated.
     stamps = {n: (tmp_path / "full" / n / ablation.RUN_FILE).stat().st_mtime_ns for n in ("fim_0", "psm_0.5")}
 

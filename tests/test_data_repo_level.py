@@ -9,7 +9,7 @@ import pytest
 
 from dslib.artifacts import read_manifest
 from dslib.config import ConfigError, DataConfig, get_scale
-from dslib.data.pipeline import _load_split, build_corpus, load_corpus
+from dslib.data.pipeline import _load_split, build_corpus, corpus_dir, corpus_label, load_corpus
 from dslib.data.repo_level import content_digest, document_files, heldout_repositories, imports_before
 from dslib.tokenizer import split_sample
 
@@ -143,6 +143,14 @@ def test_heldout_repositories_are_listed_and_no_copy_reaches_training(tmp_path):
     assert not held_digests & {content_digest(t) for files in train.values() for t in files.values()}
 
 
+def test_a_corpus_not_the_presets_gets_its_own_folders():
+    assert corpus_label(get_scale("cpu")) == "" == corpus_label(get_scale("cpu", {"data.engine": "spark"}))
+    labels = {corpus_label(get_scale("cpu", {"data.repo_level": v})) for v in ("random", "file")}
+    labels.add(corpus_label(get_scale("cpu", {"data.heldout_repos": ("attrs",)})))
+    assert len(labels) == 3 and all(label.startswith("-") and len(label) == 9 for label in labels)
+    assert corpus_label(get_scale("smoke", {"data.repo_level": "file"})) != corpus_label(get_scale("cpu"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("value", ["dependency", "random", "file"])
 def test_each_value_runs_through_tokenizer_packing_and_fim(tmp_path, monkeypatch, value):
@@ -165,12 +173,18 @@ def test_each_value_runs_through_tokenizer_packing_and_fim(tmp_path, monkeypatch
     tok = ensure_tokenizer(scale)
     artifacts = tmp_path / "artifacts" / "smoke"
     # One tokenizer for every value (the ablation's models share it), trained on the repository samples.
-    assert read_manifest(artifacts / "tokenizer")["config"]["data"]["repo_level"] == "dependency"
-    counts = read_manifest(ensure_stream(scale, "train"))["counts"]
+    (tokenizer,) = artifacts.glob("tokenizer*")
+    assert read_manifest(tokenizer)["config"]["data"]["repo_level"] == "dependency"
+    stream = ensure_stream(scale, "train")
+    counts = read_manifest(stream)["counts"]
     assert counts["documents"] == len(corpus) and counts["fim_documents"] == len(corpus)  # FIM at rate 1
-    # The artifacts of one value are never reused for another.
+    # The artifacts of one value are never reused for another: each value's sit in folders of their own, and
+    # building another value's leaves them as they were (two runs can share the scale at the same time).
     other = get_scale("smoke", {**overrides, "data.repo_level": "file" if value != "file" else "random"})
-    assert read_manifest(artifacts / "data")["config"]["repo_level"] == value
+    built = {d: read_manifest(d)["created"] for d in (corpus_dir(scale), stream)}
     assert len(load_corpus(other)) != len(corpus)
-    assert read_manifest(artifacts / "data")["config"]["repo_level"] != value
-    assert ensure_tokenizer(other).to_str() == tok.to_str()
+    assert corpus_dir(other) != corpus_dir(scale) and ensure_stream(other, "train") != stream
+    assert {d: read_manifest(d)["created"] for d in built} == built
+    assert read_manifest(corpus_dir(scale))["config"]["repo_level"] == value
+    assert read_manifest(corpus_dir(other))["config"]["repo_level"] == other.data.repo_level
+    assert ensure_tokenizer(other).to_str() == tok.to_str() and [*artifacts.glob("tokenizer*")] == [tokenizer]

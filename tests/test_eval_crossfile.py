@@ -385,7 +385,7 @@ def test_prompt_keeps_the_context_and_drops_the_prefix_from_the_left(tiny):
 def test_benchmark_from_a_corpus_uses_only_its_heldout_repositories(tmp_path, monkeypatch):
     from dslib.artifacts import read_manifest
     from dslib.config import get_scale
-    from dslib.data.pipeline import load_corpus
+    from dslib.data.pipeline import corpus_dir, load_corpus
 
     monkeypatch.setenv("DSLIB_HOME", str(tmp_path))
     stdlib = Path(json.__file__).parents[1]
@@ -394,11 +394,12 @@ def test_benchmark_from_a_corpus_uses_only_its_heldout_repositories(tmp_path, mo
     overrides = {"data.source": str(tmp_path / "repos"), "data.num_proc": 1, "data.heldout_fraction": 0.25}
     scale = get_scale("smoke", {**overrides, "tokenizer.vocab_size": 600})
     records = crossfile.ensure_benchmark(scale)
-    heldout = read_manifest(tmp_path / "artifacts" / "smoke" / "data")["counts"]["heldout"]["repositories"]
+    heldout = read_manifest(corpus_dir(scale))["counts"]["heldout"]["repositories"]
     assert len(heldout) == 2 and records
     assert {r["metadata"]["repository"] for r in records} <= set(heldout)
     assert not set(heldout) & set(load_corpus(scale)["repo"])
-    built = read_manifest(tmp_path / "artifacts" / "smoke" / "crossfile")["counts"]
+    (folder,) = (tmp_path / "artifacts" / "smoke").glob("crossfile*")  # with its corpus's label
+    built = read_manifest(folder)["counts"]
     assert built["records"] == len(records) <= min(scale.crossfile.max_points, built["points"])
     for row in records:
         context = row["crossfile_context"]

@@ -210,6 +210,11 @@ def test_packed_dataset_builds_the_scale_stream_once():
     sentinels = {tok.token_to_id(t) for t in (FIM_BEGIN, FIM_HOLE, FIM_END)}
     assert not sentinels & set(np.unique(ds.tokens()).tolist())
     assert len(list(ds)) == ds.num_sequences // 2
+    # Another seed's stream has a folder of its own, and building it leaves the first one as it was.
+    other = ensure_stream("smoke", "heldout", NO_FIM, seed=1)
+    assert other != first and other.name == f"{first.name}_seed1"
+    assert json.loads((first / "manifest.json").read_text())["created"] == created
+    assert json.loads((other / "manifest.json").read_text())["config"]["seed"] == 1
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -383,7 +383,7 @@ def test_ensure_tokenizer_and_sweep_train_once_at_the_scale_offsets(monkeypatch,
     ids = T.special_token_ids(tok)
     assert ids[T.BOS] == scale.model.bos_token_id and ids[T.EOS] == scale.model.eos_token_id
     assert tok.get_vocab_size() <= scale.model.vocab_size
-    manifest = read_manifest(tmp_path / "artifacts" / "smoke" / "tokenizer")
+    manifest = read_manifest(tmp_path / "artifacts" / "smoke" / "tokenizer")  # the preset's data: no label
     assert manifest["counts"]["learned_tokens"] == scale.tokenizer.vocab_size
     assert 1_000_000 <= manifest["counts"]["bytes"] < 1_200_000
     assert T.ensure_tokenizer(scale).to_str() == tok.to_str() and calls == ["train"]

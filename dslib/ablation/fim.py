@@ -55,7 +55,7 @@ from dslib.eval.humaneval import evaluate_model
 from dslib.eval.infilling import evaluate_infilling, heldout_line_tasks, score_infills, single_line_tasks
 from dslib.eval.likelihood import first_token_split, heldout_losses, middle_losses, middle_token_losses
 from dslib.fim import Sentinel, sentinel_ids
-from dslib.packing import DOCUMENTS_FILE, packed_dataset, stream_statistics
+from dslib.packing import DOCUMENTS_FILE, NO_FIM, ensure_stream, packed_dataset, stream_statistics
 from dslib.tokenizer import encode_text, ensure_tokenizer
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,7 @@ class FIMEvaluation(Evaluation):
         self.originals = {t["task_id"]: t for t in single_line_tasks()}
         lines = heldout_line_tasks(scale, scale.ablation.heldout_lines)
         self.heldout_lines, self.heldout_skipped = fit_tasks(lines, self.tokenizer, window(scale), "held-out lines")
+        ensure_stream(scale, "heldout", NO_FIM)  # the left-to-right loss's data, built once per grid (runs share it)
         self.spec = {
             "tasks": [(t["task_id"], t["prefix"], t["suffix"]) for t in self.tasks],
             "generated": [t["task_id"] for t in self.generated],

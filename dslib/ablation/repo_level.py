@@ -79,8 +79,8 @@ log = logging.getLogger(__name__)
 LEVELS = ("dependency", "random", "file")
 CONTROL = "dependency_seed1"
 SETTINGS: dict[str, Setting] = {
-    # Settings that share a corpus run one after the other (one data build each), and the paper's last, so that
-    # the scale's data artifacts end as they began, in dependency order.
+    # Each value's corpus and packed streams have folders of their own (dslib.data.pipeline.corpus_label), so
+    # the runs may go in any order, or side by side (AblationConfig.workers).
     "random": Setting({"data.repo_level": "random"}),
     "file": Setting({"data.repo_level": "file"}, paper=True),
     "dependency": Setting({"data.repo_level": "dependency"}, paper=True),

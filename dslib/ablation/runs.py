@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 import shutil
 import time
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dslib import packing
 from dslib import train as training
 from dslib.ablation.grid import Evaluation, Experiment, eval_steps, setting_scales
 from dslib.artifacts import artifact_dir, fingerprint
@@ -121,16 +124,28 @@ def run_grid(
     directory = Path(directory) if directory is not None else artifact_dir(scale.name, experiment.name)
     directory.mkdir(parents=True, exist_ok=True)
     evaluation = experiment.evaluation(scale)
-    runs, streams = {}, {}
-    for name, trained in tqdm(scales.items(), desc=f"{experiment.title} ({scale.name})", disable=not progress):
-        runs[name] = run_setting(name, trained, evaluation, directory / name, progress)
-        streams[name] = evaluation.inspect(trained)
+    workers = min(scale.ablation.workers, len(scales))
+    desc = f"{experiment.title} ({scale.name})"
+    if workers > 1:
+        runs = _run_parallel(experiment, scale, scales, directory, workers, desc, progress)
+    else:
+        runs = {
+            name: run_setting(name, trained, evaluation, directory / name, progress)
+            for name, trained in tqdm(scales.items(), desc=desc, disable=not progress)
+        }
+    streams = {name: evaluation.inspect(trained) for name, trained in scales.items()}
     train_s = sum(run["timings"]["train_s"] for run in runs.values())
     eval_s = sum(run["timings"]["eval_s"] for run in runs.values())
     results = {
         "scale": scale.name,
         # Where the grid's time went (the runs' own timings, reused runs included): evaluation's share should be small.
-        "timings": {"train_s": train_s, "eval_s": eval_s, "eval_share": eval_s / max(train_s + eval_s, 1e-9)},
+        # With several workers the runs overlap: these are each run's own times summed, not the grid's wall time.
+        "timings": {
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "eval_share": eval_s / max(train_s + eval_s, 1e-9),
+            "workers": workers,
+        },
         "settings": runs,
         "streams": streams,
         "eval_steps": eval_steps(scale.ablation),
@@ -141,6 +156,49 @@ def run_grid(
     path = directory / RESULTS_FILE
     write_json(path, results)
     return path
+
+
+_worker_evaluation: Evaluation | None = None  # in a worker process: the grid's evaluation, built once
+
+
+def _start_worker(experiment: Experiment, scale: Scale, threads: int) -> None:
+    global _worker_evaluation
+    torch.set_num_threads(threads)
+    _worker_evaluation = experiment.evaluation(scale)
+
+
+def _run_in_worker(name: str, trained: Scale, directory: Path) -> dict:
+    return run_setting(name, trained, _worker_evaluation, directory, progress=False)
+
+
+def _run_parallel(
+    experiment: Experiment,
+    scale: Scale,
+    scales: dict[str, Scale],
+    directory: Path,
+    workers: int,
+    desc: str,
+    progress: bool,
+) -> dict[str, dict]:
+    """Run the settings ``workers`` at a time, each worker a process with its share of this process's threads
+    (``AblationConfig.workers``); returns their records in the grid's order."""
+    # Every artifact the runs share (corpus, tokenizer, packed streams) is built here first and only read by the
+    # workers: two processes building one artifact folder would each clear the other's work.
+    for trained in scales.values():
+        packing.ensure_stream(trained, "train")
+    threads = max(1, torch.get_num_threads() // workers)
+    # "spawn": a forked child of a process that has run OpenMP threads can hang in its first parallel region.
+    context = multiprocessing.get_context("spawn")
+    start = {"initializer": _start_worker, "initargs": (experiment, scale, threads)}
+    with ProcessPoolExecutor(workers, context, **start) as pool:
+        futures = {name: pool.submit(_run_in_worker, name, t, directory / name) for name, t in scales.items()}
+        try:
+            for future in tqdm(as_completed(futures.values()), total=len(futures), desc=desc, disable=not progress):
+                future.result()  # a failed run stops the grid here, with its traceback
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the runs not started stay unstarted; a started one resumes later
+            raise
+    return {name: future.result() for name, future in futures.items()}
 
 
 def load_results(experiment: Experiment, source: str | Path | Scale | None = None) -> dict:

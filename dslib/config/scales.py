@@ -198,6 +198,7 @@ PRESETS: dict[str, Scale] = {
             humaneval=False,
             seeds=2,
             settings=("fim_0", "psm_0.5", "psm_1.0", "msp_0.5", "spm_0.5", "joint_0.5"),
+            workers=2,
         ),
     ),
     "gpu": Scale(

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from dslib.artifacts import artifact_dir, ensure, fingerprint, read_manifest, write_manifest
-from dslib.config import DataConfig, Scale, resolve
+from dslib.config import PRESETS, DataConfig, Scale, resolve, result_fields
 from dslib.data import dedup, deps
 from dslib.data.decontam import Decontaminator
 from dslib.data.filters import rule_filter_reason
@@ -350,10 +350,23 @@ def _load_split(directory: Path, split: str) -> datasets.Dataset:
     return datasets.Dataset(table, fingerprint=fingerprint(stamp))
 
 
+def corpus_label(scale: Scale) -> str:
+    """The folder suffix of the scale's corpus and of every artifact built from it: ``""`` for the preset's own
+    data config, else ``-`` and a hash of the config. Corpora of other configs (an ablation's ``data.repo_level``,
+    a user's ``data.source``) then sit beside the preset's instead of replacing it, so that runs on different
+    corpora can share a scale, and run at the same time."""
+    preset = PRESETS.get(scale.name)
+    if preset is not None and result_fields(scale.data) == result_fields(preset.data):
+        return ""
+    return "-" + fingerprint(result_fields(scale.data))[:8]
+
+
 def corpus_dir(scale: Scale | str | None = None) -> Path:
-    """``artifacts/<scale>/data/``, built by :func:`build_corpus` with the scale's data config when missing."""
+    """``artifacts/<scale>/data<label>/`` (:func:`corpus_label`), built by :func:`build_corpus` with the scale's
+    data config when missing."""
     scale = resolve(scale)
-    return ensure(scale.name, "data", scale.data, lambda directory: build_corpus(scale.data, directory))
+    stage = "data" + corpus_label(scale)
+    return ensure(scale.name, stage, scale.data, lambda directory: build_corpus(scale.data, directory))
 
 
 def load_corpus(scale: Scale | str | None = None, split: str = "train") -> datasets.Dataset:

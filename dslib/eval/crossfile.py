@@ -37,7 +37,7 @@ from dslib.artifacts import ensure, fingerprint, read_manifest, write_manifest
 from dslib.config import CrossFileConfig, EvalConfig, Scale, resolve
 from dslib.data import deps
 from dslib.data.languages import detect_language
-from dslib.data.pipeline import load_corpus
+from dslib.data.pipeline import corpus_label, load_corpus
 from dslib.eval.generation import complete, encode, load_hf_model, subset
 from dslib.eval.likelihood import continuation_token_losses
 from dslib.eval.names import LANGUAGES, file_uses
@@ -377,7 +377,7 @@ def ensure_benchmark(scale: Scale | str | None = None) -> list[dict]:
         counts["heldout_repositories"] = sorted(repos)
         write_manifest(directory, config, counts=counts, timings={"build_s": time.perf_counter() - start})
 
-    directory = ensure(scale.name, "crossfile", config, build)
+    directory = ensure(scale.name, "crossfile" + corpus_label(scale), config, build)
     if not read_manifest(directory)["counts"]["records"]:
         raise ValueError(
             f"the held-out repositories of scale {scale.name!r} hold no cross-file completion point "
