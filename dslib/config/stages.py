@@ -426,7 +426,7 @@ class AblationConfig:
     # Packing reads it for every stream of the scale, so set it for an ablation run (--set), not in a preset.
     languages: tuple[str, ...] = ()
     # Runs trained at once, each in its own process with the cores split between them: on two cores, two
-    # single-thread runs do 1.12 steps/s where one two-thread run does 0.80 (the `cpu` FIM grid's model).
+    # single-thread runs do 1.07 steps/s where one two-thread run did 0.80 (the `cpu` FIM grid's model).
     workers: int = field(default=1, metadata=HOW)
 
     def __post_init__(self):
