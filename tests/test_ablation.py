@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matplotlib.collections import PathCollection
 
 import dslib.ablation.fim as ex
 import dslib.ablation.fim_findings as ff
@@ -310,6 +311,13 @@ def test_tables_rows_and_figure(tmp_path):
     fig = ex.plot_fim_ablation(results, tmp_path / "fim.png")
     assert (tmp_path / "fim.png").stat().st_size > 10_000
     assert len(fig.axes[0].lines) == len(results["settings"])
+    # Evaluated once: each metric by setting, a dot per run and a bar at the mean of each setting's seeds.
+    once = curves(paper_like())
+    fig = ex.plot_fim_ablation(once, tmp_path / "once.png")
+    bases = [n for n in once["settings"] if not ex.SETTINGS[n].control_of]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == bases
+    dots = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in dots) == len(once["settings"])
 
 
 def test_seeds_pool_into_the_band_and_say_how_many_would_decide():
