@@ -25,12 +25,12 @@ Sizing (:data:`SIZING`, applied under the user's overrides by :func:`ablation_sc
   s/step; a short check here (3 steps of a plain forward, backward and AdamW loop on random tokens, this model and
   batch, fp32, 2026-12-01) took 23–30 s/step of wall time but 6.9–7.5 s/step of CPU time on a machine shared by six
   jobs (load average 10), so the wall figures below hold on two free cores only. The cpu preset trains two runs at
-  a time (``AblationConfig.workers = 2``), one thread each: 1.78 s/step each was measured for this model and batch
-  (the FIM grid's runs beside the cpu pretraining, 2026-12-01). Budget (a projection): 4 runs × 900 steps × 1.78 s
-  / 2 workers ≈ 53 min; evaluation ≈ 1.5 min per step evaluated on one thread (300 points × 2 contexts, up to 32 new
+  a time (``AblationConfig.workers = 2``), one thread each: 1.85–1.88 s/step each was measured for this model and
+  batch (the FIM grid's runs on free cores, 2026-12-01). Budget (a projection): 4 runs × 900 steps × 1.86 s
+  / 2 workers ≈ 56 min; evaluation ≈ 1.5 min per step evaluated on one thread (300 points × 2 contexts, up to 32 new
   tokens) × 12 / 2 ≈ 9 min; three corpora (``random``, ``file``, ``dependency``; the control shares
   ``dependency``'s), about 10 s each to build and as much to pack (the 2026-12-01 cpu data manifest: 9.1 s); about
-  1 h 05 min in all. Its numbers are pending: ``python -m dslib.ablation.repo_level --scale cpu``.
+  1 h 10 min in all. Its numbers are pending: ``python -m dslib.ablation.repo_level --scale cpu``.
 - ``gpu`` (a projection, not run): the gpu preset's model and batch, 600 steps per run as the FIM ablation
   (2.0 s/step measured on an H200 for that ablation, benchmarks/RESULTS.md): about 20 min of training per run,
   1 h 20 min for the four, plus the data builds and 4 evaluations of 400 points, exact match included.
