@@ -21,7 +21,7 @@ def test_settings_differ_only_in_repo_level_and_the_controls_seed():
     for name, run in scales.items():
         assert dataclasses.replace(run.data, repo_level="dependency") == scale.data
         assert run.model == scale.model and run.tokenizer == scale.tokenizer and run.fim == scale.fim
-        assert run.train.seed == scale.train.seed + (name == rl.CONTROL)  # paired: one seed but the control's
+        assert run.train.seed == scale.train.seed + name.endswith("_seed1")  # paired: the same seed a side
     assert {f.key for f in REPO_FINDINGS} == set(rl.COMPARISONS)
 
 
@@ -111,6 +111,19 @@ def test_end_to_end_reuse_resume_and_findings(tmp_path, monkeypatch, resume_chec
     assert {r["paper"] for r in rows if r["metric"] == "repo-level ablation file + retrieval: Python EM"} == {16.02}
     fig = rl.plot_repo_level_ablation(results, tmp_path / "repo.png")
     assert (tmp_path / "repo.png").stat().st_size > 10_000 and len(fig.axes[0].lines) == 2
+
+    # More retrieved context, scored on the exported models: the grid's own budget gives the grid's losses back.
+    own = results["crossfile_tokens"]
+    budgets = rl.retrieval_budgets(scale, [own, 2 * own], tmp_path / "full")
+    assert {(r["setting"], r["crossfile_tokens"]) for r in budgets} == {(n, b) for n in names for b in (own, 2 * own)}
+    for row in budgets:
+        last = results["settings"][row["setting"]]["evals"][-1]
+        assert row["loss_none"] == pytest.approx(last["loss_none"], abs=1e-4)
+        assert row["gain"] == pytest.approx(row["loss_none"] - row["loss_retrieval"]) and row["ci95"] > 0
+        if row["crossfile_tokens"] == own:
+            assert row["loss_retrieval"] == pytest.approx(last["loss_retrieval"], abs=1e-4)
+    with pytest.raises(FileNotFoundError, match="run the grid first"):
+        rl.retrieval_budgets(scale, directory=tmp_path / "empty")
 
     # Reuse: finished runs are neither trained nor evaluated again.
     def no_training(*args, **kwargs):

@@ -33,8 +33,9 @@ def _plot_seeds(ax, experiment: Experiment, runs: Mapping, metric: str, colours:
 
 def plot_curves(experiment: Experiment, results: Mapping, path: str | Path, title: str | None = None):
     """One panel per metric evaluated, one line per setting (the paper's settings solid, the others dashed,
-    reseeded controls dotted grey), saved to ``path``; returns the figure. When every run was evaluated at one
-    step only, each panel shows the metric by setting instead, a dot per seed and a bar at their mean."""
+    reseeded controls dotted, in their setting's colour), saved to ``path``; returns the figure. When every run
+    was evaluated at one step only, each panel shows the metric by setting instead, a dot per seed and a bar at
+    their mean."""
     runs = results["settings"]
     single = len({e["step"] for run in runs.values() for e in run["evals"]}) == 1
     metrics = [m for m in experiment.metrics if any(m in e for run in runs.values() for e in run["evals"])]
@@ -42,22 +43,20 @@ def plot_curves(experiment: Experiment, results: Mapping, path: str | Path, titl
     rows = -(-len(metrics) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
     colours = [c for k, c in enumerate(plt.get_cmap("tab10").colors) if k != 7]  # tab10's grey marks the controls
+    colour_of = {name: colours[k % len(colours)] for k, name in enumerate(n for n in runs if _base(experiment, n) == n)}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         ax.set_title(textwrap.fill(experiment.metrics[metric].description, 48), fontsize=9)
         if single:
             _plot_seeds(ax, experiment, {n: r for n, r in runs.items() if any(metric in e for e in r["evals"])},
                         metric, colours)  # fmt: skip
             continue
-        for k, (name, run) in enumerate(runs.items()):
+        for name, run in runs.items():
             points = [(e["step"], e[metric]) for e in run["evals"] if metric in e]
             setting = experiment.settings.get(name)
             if setting is not None and setting.control_of:
-                style = {"ls": ":", "color": "grey"}
+                style = {"ls": ":", "color": colour_of.get(setting.control_of, "grey")}
             else:
-                style = {
-                    "ls": "-" if setting is not None and setting.paper else "--",
-                    "color": colours[k % len(colours)],
-                }
+                style = {"ls": "-" if setting is not None and setting.paper else "--", "color": colour_of[name]}
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=name, **style)
         ax.set_xlabel("training step")

@@ -5,8 +5,9 @@ One model per value of ``data.repo_level`` (:mod:`dslib.data.repo_level`): ``dep
 ``random`` (the same samples, files shuffled: does the order matter, or only the concatenation?) and ``file``
 (each file its own document). Every run has the scale's model, tokenizer (one for all three,
 :func:`dslib.tokenizer.ensure_tokenizer`), seed and token budget; only the assembly of the training documents
-differs, and the settings are paired: the same seed, so the same initial weights. ``dependency_seed1`` repeats
-``dependency`` with the next seed; the gap between the two is the noise band of every comparison.
+differs, and the settings are paired: the same seed, so the same initial weights. ``<value>_seed1`` repeats each
+value with the next seed (its own initial weights and data order): each comparison averages two seeds a side, and
+the gaps between seeds, pooled, are the noise band of every comparison.
 
 Each run is evaluated at ``AblationConfig.evals`` steps on the held-out cross-file benchmark
 (:mod:`dslib.eval.crossfile`: lines that use a name imported from another file of a held-out repository), each
@@ -15,30 +16,26 @@ retrieved context, as the paper's 512 of 2048): the mean loss of the ground-trut
 that moves at small scale), first-line exact match, edit similarity and identifier exact match.
 ``AblationConfig.tasks`` points (evenly spread) per evaluation. The findings (:data:`dslib.paper.REPO_FINDINGS`)
 are judged by :func:`dslib.ablation.judge` as the FIM ablation's are: agrees / disagrees / too small to tell.
+:func:`retrieval_budgets` rescores the finished models with more of the window given to retrieved context.
 
 Sizing (:data:`SIZING`, applied under the user's overrides by :func:`ablation_scale`):
 
 - ``smoke``: the preset's 12 steps and 8 points (a plumbing check, numbers meaningless).
 - ``cpu``: 900 steps of the cpu preset's batch (16 × 256 tokens, 3.7M tokens per run), evaluated at steps 300, 600
-  and 900 on 300 points. Measured: ``dslib.train`` runs this model and batch at 3,001–3,557 tokens/s on two quiet
-  cores (1.15–1.37 s/step; ``benchmarks/train.py``, benchmarks/RESULTS.md), and the FIM ablation's runs took 1.0–1.5
-  s/step; a short check here (3 steps of a plain forward, backward and AdamW loop on random tokens, this model and
-  batch, fp32, 2026-12-01) took 23–30 s/step of wall time but 6.9–7.5 s/step of CPU time on a machine shared by six
-  jobs (load average 10), so the wall figures below hold on two free cores only. The cpu preset trains two runs at
-  a time (``AblationConfig.workers = 2``), one thread each: 1.85–1.88 s/step each was measured for this model and
-  batch (the FIM grid's runs on free cores, 2026-12-01). Budget (a projection): 4 runs × 900 steps × 1.86 s
-  / 2 workers ≈ 56 min; evaluation ≈ 1.5 min per step evaluated on one thread (300 points × 2 contexts, up to 32 new
-  tokens) × 12 / 2 ≈ 9 min; three corpora (``random``, ``file``, ``dependency``; the control shares
-  ``dependency``'s), about 10 s each to build and as much to pack (the 2026-12-01 cpu data manifest: 9.1 s); about
-  1 h 10 min in all. Its numbers are pending: ``python -m dslib.ablation.repo_level --scale cpu``.
+  and 900 on 300 points; two runs at a time (``AblationConfig.workers = 2``), one thread each. Measured
+  (2026-12-01, ``python -m dslib.ablation.repo_level --scale cpu``, ``results.json`` ``timings``): a pair of runs
+  took 31.5 min of wall time on two free cores, training at 1.93–1.94 s/step each and evaluating in 47–57 s per
+  evaluation step (300 points × 2 contexts, up to 32 new tokens); evaluation was 7.8% of the first four runs.
+  The six runs are three such pairs, about 1 h 35 min, plus the three corpora (``random``, ``file``,
+  ``dependency``: about 10 s each to build and as much to pack; the 2026-12-01 cpu data manifest: 9.1 s).
 - ``gpu`` (a projection, not run): the gpu preset's model and batch, 600 steps per run as the FIM ablation
   (2.0 s/step measured on an H200 for that ablation, benchmarks/RESULTS.md): about 20 min of training per run,
-  1 h 20 min for the four, plus the data builds and 4 evaluations of 400 points, exact match included.
+  2 h for the six, plus the data builds and 4 evaluations of 400 points, exact match included.
 
 Held-out data: on the default corpus the drawn held-out repositories give one usable repository (httpcore, 542
 points). At ``cpu`` the sizing also holds out ``urllib3``, ``attrs`` and ``typer`` by name
 (``data.heldout_repos``: multi-file packages that import across their files, about 1.1 MB of the 200 MB), so the
-benchmark spans four repositories.
+benchmark spans four repositories (with parso, drawn by the hash): 1,291 points, of which 300 are scored.
 """
 
 from __future__ import annotations
@@ -50,6 +47,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dslib.ablation.figures import plot_curves
 from dslib.ablation.findings import (
@@ -69,24 +68,25 @@ from dslib.ablation.findings import (
 from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting
 from dslib.ablation.runs import load_results as _load_results
 from dslib.ablation.runs import run_grid
-from dslib.artifacts import figure_path, fingerprint
+from dslib.artifacts import artifact_dir, figure_path, fingerprint
 from dslib.config import CrossFileConfig, Scale, get_scale
 from dslib.eval import crossfile
-from dslib.eval.generation import subset
+from dslib.eval.generation import load_hf_model, subset
 from dslib.paper import REPO_FINDINGS, TABLE7
 from dslib.tokenizer import encode_text, ensure_tokenizer
 
 log = logging.getLogger(__name__)
 
 LEVELS = ("dependency", "random", "file")
-CONTROL = "dependency_seed1"
 SETTINGS: dict[str, Setting] = {
     # Each value's corpus and packed streams have folders of their own (dslib.data.pipeline.corpus_label), so
     # the runs may go in any order, or side by side (AblationConfig.workers).
     "random": Setting({"data.repo_level": "random"}),
     "file": Setting({"data.repo_level": "file"}, paper=True),
     "dependency": Setting({"data.repo_level": "dependency"}, paper=True),
-    CONTROL: Setting({"data.repo_level": "dependency"}, seed=1, control_of="dependency"),
+    # Every value again with the next seed: each comparison averages two seeds a side, and the three gaps
+    # between seeds are the noise band.
+    **{f"{level}_seed1": Setting({"data.repo_level": level}, seed=1, control_of=level) for level in LEVELS},
 }
 CONTEXTS = (("none", False), ("retrieval", True))
 _SCORES = (("loss", "loss"), ("em", "exact_match"), ("es", "edit_similarity"), ("id_em", "identifier_em"))
@@ -264,30 +264,79 @@ _PAPER_ROWS = {
 
 
 def result_rows(results: Mapping, judged: Sequence[Mapping]) -> list[dict]:
-    """Rows for :func:`dslib.results.record`: each setting's final EM, ES and loss, without and with retrieval,
-    beside Table 7's row where it has one, and each finding's verdict."""
+    """Rows for :func:`dslib.results.record`: each setting's final EM, ES and loss (the mean over its seeds),
+    without and with retrieval, beside Table 7's row where it has one, and each finding's verdict."""
+    finals = final_table(REPO, results)
     rows = []
-    for row in final_table(REPO, results):
-        name = row["setting"]
-        if name not in LEVELS:
+    for name in LEVELS:
+        runs = [r for r in finals if (REPO.settings[r["setting"]].control_of or r["setting"]) == name]
+        if not runs:
             continue
+        seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        note = (
+            f"step {runs[0]['step']}, {results['points']} held-out points, {seeds}; a model of a few million parameters"
+        )
         for context, _ in CONTEXTS:
             paper_row = _PAPER_ROWS.get((name, context))
             label_setting = f"{name} + retrieval" if context == "retrieval" else name
-            note = f"step {row['step']}, {results['points']} held-out points; a model of a few million parameters"
             for metric, column in (("em", "Python EM"), ("es", "Python ES"), ("loss", None)):
                 paper = TABLE7.get(paper_row, column) if paper_row and column else None
                 label = column or "ground-truth line loss (nats/token)"
                 rows.append(
                     {
                         "metric": f"repo-level ablation {label_setting}: {label}",
-                        "ours": round(float(row[f"{metric}_{context}"]), 4),
+                        "ours": round(float(np.mean([r[f"{metric}_{context}"] for r in runs])), 4),
                         "paper": paper,
                         "source": TABLE7.source if paper is not None else "ours",
                         "note": note,
                     }
                 )
     return rows + finding_rows(judged)
+
+
+def retrieval_budgets(
+    scale: Scale | str | None = None,
+    budgets: Sequence[int] | None = None,
+    directory: str | Path | None = None,
+    overrides: Overrides | None = None,
+) -> list[dict]:
+    """Retrieval given more of the window, for the finished models of the grid (a check beside the "retrieval
+    helps" finding: the paper's quarter of a short window holds only a few retrieved lines).
+
+    Each model's ground-truth line loss on the benchmark's points with BM25 context of up to each of ``budgets``
+    tokens (default: a quarter, a half and three quarters of the window), the in-file prefix taking what is left,
+    against in-file context alone. One row per setting and budget: both mean losses, the mean paired gain
+    (positive: retrieval lowers the loss) and its 95% interval over the points, which is point sampling only (the
+    seeds' spread is the grid's ``<value>_seed1`` runs)."""
+    scale = ablation_scale(scale, overrides)
+    evaluation = CrossFileEvaluation(scale)
+    records, config = evaluation.records, evaluation.config
+    budgets = budgets or tuple(config.max_input_tokens * k // 4 for k in (1, 2, 3))
+    directory = Path(directory) if directory is not None else artifact_dir(scale.name, REPO.name)
+    rows = []
+    for name in (n for n in SETTINGS if (directory / n / "hf" / "config.json").exists()):
+        model, tok = load_hf_model(directory / name / "hf")
+        batch = scale.eval.batch_size
+        none = np.array(
+            crossfile.line_losses(model, tok, records, crossfile.fit_prompts(tok, records, config, False), batch)
+        )
+        for budget in budgets:
+            wider = replace(config, crossfile_tokens=budget)
+            prompts = crossfile.fit_prompts(tok, records, wider, True)
+            gain = none - np.array(crossfile.line_losses(model, tok, records, prompts, batch))
+            rows.append(
+                {
+                    "setting": name,
+                    "crossfile_tokens": budget,
+                    "loss_none": float(none.mean()),
+                    "loss_retrieval": float(none.mean() - gain.mean()),
+                    "gain": float(gain.mean()),
+                    "ci95": float(1.96 * gain.std(ddof=1) / np.sqrt(len(gain))),
+                }
+            )
+    if not rows:
+        raise FileNotFoundError(f"no finished run of the repository-level ablation in {directory}: run the grid first")
+    return rows
 
 
 def plot_repo_level_ablation(results: Mapping, path: str | Path | None = None):
@@ -303,16 +352,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--scale", default=None, help="smoke, cpu, gpu or paper (default $DSLIB_SCALE)")
     parser.add_argument("--settings", default=None, help=f"comma-separated, of: {', '.join(SETTINGS)}")
+    parser.add_argument(
+        "--retrieval-budgets", action="store_true", help="then score the finished models with more retrieved context"
+    )
     parser.add_argument("overrides", nargs="*", help="stage.field=value, over the ablation's sizing")
     args = parser.parse_args(argv)
     settings = args.settings.split(",") if args.settings else None
-    results = load_results(repo_level_ablation(args.scale, settings, overrides=args.overrides or None))
+    overrides = args.overrides or None
+    results = load_results(repo_level_ablation(args.scale, settings, overrides=overrides))
     for row in table(results):
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
     for finding in findings(results):
         print(f"{finding['verdict']}: {finding['claim']} ({finding['basis']}: {finding['evidence']})")
     print("figure:", figure_path(results["scale"], "repo_level_ablation.png"))
     plot_repo_level_ablation(results)
+    if args.retrieval_budgets:
+        for row in retrieval_budgets(args.scale, overrides=overrides):
+            print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
 
 
 if __name__ == "__main__":

@@ -237,6 +237,23 @@ def fit_prompt(tok, row: Mapping, retrieval: bool, budget: int, context_budget: 
     return context + _whole_lines(tok, row["prompt"], left, from_end=True)
 
 
+def _budget(config: CrossFileConfig) -> int:
+    return config.max_input_tokens - config.max_new_tokens - 1  # room for the output and BOS
+
+
+def fit_prompts(tok, records: Sequence[Mapping], config: CrossFileConfig, retrieval: bool) -> list[str]:
+    """Each record's prompt as :func:`score` gives it to the model (:func:`fit_prompt` within ``config``'s budget)."""
+    return [fit_prompt(tok, row, retrieval, _budget(config), config.crossfile_tokens) for row in records]
+
+
+def line_losses(model, tok, records: Sequence[Mapping], prompts: Sequence[str], batch_size: int = 8) -> list[float]:
+    """The model's mean loss (nats/token) on each record's ground-truth line right after its prompt (NaN when
+    the line has no token)."""
+    targets = encode_text(tok, [row["groundtruth"] for row in records])
+    losses = continuation_token_losses(model, [encode(tok, p) for p in prompts], targets, batch_size)
+    return [float(np.mean(loss)) if loss else float("nan") for loss in losses]
+
+
 def score(
     model,
     tok,
@@ -249,23 +266,20 @@ def score(
     """Exact match and edit similarity of the first line (%), identifier exact match (%) and the mean loss on the
     ground-truth line (nats/token) of one model, with or without the records' cross-file context; per record in
     ``items``."""
-    budget = config.max_input_tokens - config.max_new_tokens - 1  # BOS
-    prompts = [fit_prompt(tok, row, retrieval, budget, config.crossfile_tokens) for row in records]
+    prompts = fit_prompts(tok, records, config, retrieval)
     generation = replace(
-        EvalConfig(), max_new_tokens=config.max_new_tokens, max_input_tokens=budget + 1, batch_size=batch_size
+        EvalConfig(), max_new_tokens=config.max_new_tokens, max_input_tokens=_budget(config) + 1, batch_size=batch_size
     )
     desc = "cross-file completion" + (" with retrieval" if retrieval else "")
     # No newline stop: a model may open with a blank line, and the first non-empty line is what counts.
     completions = complete(model, tok, prompts, generation, desc=desc, progress=progress)
-    targets = encode_text(tok, [row["groundtruth"] for row in records])
-    losses = continuation_token_losses(model, [encode(tok, p) for p in prompts], targets, batch_size)
-    items: dict[str, list[float]] = {"exact_match": [], "edit_similarity": [], "identifier_em": [], "loss": []}
-    for row, completion, loss in zip(records, completions, losses, strict=True):
+    items: dict[str, list[float]] = {"exact_match": [], "edit_similarity": [], "identifier_em": []}
+    for row, completion in zip(records, completions, strict=True):
         predicted, truth = first_line(completion), first_line(row["groundtruth"])
         items["exact_match"].append(100.0 * (predicted == truth))
         items["edit_similarity"].append(edit_similarity(predicted, truth))
         items["identifier_em"].append(100.0 * identifier_match(predicted, truth, _language(row)))
-        items["loss"].append(float(np.mean(loss)) if loss else float("nan"))
+    items["loss"] = line_losses(model, tok, records, prompts, batch_size)
     means = {name: float(np.nanmean(values)) if values else float("nan") for name, values in items.items()}
     return {**means, "n": len(records), "retrieval": retrieval, "completions": completions, "items": items}
 
