@@ -42,7 +42,8 @@ def plot_curves(experiment: Experiment, results: Mapping, path: str | Path, titl
     columns = 3
     rows = -(-len(metrics) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
-    colours = [c for k, c in enumerate(plt.get_cmap("tab10").colors) if k != 7]  # tab10's grey marks the controls
+    # tab10's grey is kept for a reseeded run whose own setting did not run; the others take their setting's colour.
+    colours = [c for k, c in enumerate(plt.get_cmap("tab10").colors) if k != 7]
     colour_of = {name: colours[k % len(colours)] for k, name in enumerate(n for n in runs if _base(experiment, n) == n)}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         ax.set_title(textwrap.fill(experiment.metrics[metric].description, 48), fontsize=9)

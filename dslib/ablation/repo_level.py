@@ -56,14 +56,13 @@ from dslib.ablation.findings import (
     DISAGREES,
     TOO_SMALL,
     Comparison,
-    compare,
+    compare_settings,
     directional,
     final,
     final_table,
     finding_rows,
-    items,
     judge,
-    seed_gap,
+    replicas,
 )
 from dslib.ablation.grid import Evaluation, Experiment, Metric, Setting
 from dslib.ablation.runs import load_results as _load_results
@@ -196,18 +195,18 @@ def _versus(other: str):
 
 
 def _retrieval_helps(results: Mapping, family: str) -> tuple[str, str]:
-    """Retrieval against in-file context alone, on the same points, for every repo-level setting that ran:
-    agrees when each is clearly better with retrieval, disagrees when one is clearly worse."""
+    """Retrieval against in-file context alone, on the same points, for every repo-level setting that ran (each
+    point averaged over the setting's seeds, as every comparison here): agrees when each is clearly better with
+    retrieval, disagrees when one is clearly worse."""
     with_, without = f"{family}_retrieval", f"{family}_none"
-    gap = max(seed_gap(REPO, results, with_), seed_gap(REPO, results, without))
-    signs, parts = [], []
-    for name in (n for n in LEVELS if final(results, n) is not None):
-        c = compare(items(results, name, with_), items(results, name, without), METRICS[with_], gap)
-        signs.append(c["sign"])
-        va, vb = final(results, name)[with_], final(results, name)[without]
-        parts.append(f"{name}: {va:.3f} vs {vb:.3f} (gain {c['gain']:+.3f}, clear beyond {c['threshold']:.3f})")
+    compared = [
+        compare_settings(REPO, results, name, name, with_, without)
+        for name in LEVELS
+        if final(results, name) is not None
+    ]
+    signs = [c["sign"] for c, _ in compared]
     verdict = DISAGREES if -1 in signs else AGREES if all(s == 1 for s in signs) else TOO_SMALL
-    return verdict, "; ".join(parts)
+    return verdict, "; ".join(text for _, text in compared)
 
 
 PAIRED = ("loss_retrieval", "em_retrieval", "es_retrieval")  # Table 7 compares with retrieval; loss first
@@ -266,10 +265,9 @@ _PAPER_ROWS = {
 def result_rows(results: Mapping, judged: Sequence[Mapping]) -> list[dict]:
     """Rows for :func:`dslib.results.record`: each setting's final EM, ES and loss (the mean over its seeds),
     without and with retrieval, beside Table 7's row where it has one, and each finding's verdict."""
-    finals = final_table(REPO, results)
     rows = []
     for name in LEVELS:
-        runs = [r for r in finals if (REPO.settings[r["setting"]].control_of or r["setting"]) == name]
+        runs = [final(results, n) for n in replicas(REPO, results, name, "loss_none")]
         if not runs:
             continue
         seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
@@ -294,6 +292,11 @@ def result_rows(results: Mapping, judged: Sequence[Mapping]) -> list[dict]:
     return rows + finding_rows(judged)
 
 
+def _line_losses(model, tok, records, config: CrossFileConfig, retrieval: bool, batch_size: int) -> np.ndarray:
+    prompts = crossfile.fit_prompts(tok, records, config, retrieval)
+    return np.array(crossfile.line_losses(model, tok, records, prompts, batch_size))
+
+
 def retrieval_budgets(
     scale: Scale | str | None = None,
     budgets: Sequence[int] | None = None,
@@ -310,26 +313,25 @@ def retrieval_budgets(
     seeds' spread is the grid's ``<value>_seed1`` runs)."""
     scale = ablation_scale(scale, overrides)
     evaluation = CrossFileEvaluation(scale)
-    records, config = evaluation.records, evaluation.config
-    budgets = budgets or tuple(config.max_input_tokens * k // 4 for k in (1, 2, 3))
+    records = evaluation.records
+    budgets = budgets or tuple(evaluation.config.max_input_tokens * k // 4 for k in (1, 2, 3))
     directory = Path(directory) if directory is not None else artifact_dir(scale.name, REPO.name)
+    batch = scale.eval.batch_size
     rows = []
     for name in (n for n in SETTINGS if (directory / n / "hf" / "config.json").exists()):
         model, tok = load_hf_model(directory / name / "hf")
-        batch = scale.eval.batch_size
-        none = np.array(
-            crossfile.line_losses(model, tok, records, crossfile.fit_prompts(tok, records, config, False), batch)
-        )
+        none = _line_losses(model, tok, records, evaluation.config, False, batch)
         for budget in budgets:
-            wider = replace(config, crossfile_tokens=budget)
-            prompts = crossfile.fit_prompts(tok, records, wider, True)
-            gain = none - np.array(crossfile.line_losses(model, tok, records, prompts, batch))
+            retrieved = _line_losses(
+                model, tok, records, replace(evaluation.config, crossfile_tokens=budget), True, batch
+            )
+            gain = none - retrieved
             rows.append(
                 {
                     "setting": name,
                     "crossfile_tokens": budget,
                     "loss_none": float(none.mean()),
-                    "loss_retrieval": float(none.mean() - gain.mean()),
+                    "loss_retrieval": float(retrieved.mean()),
                     "gain": float(gain.mean()),
                     "ci95": float(1.96 * gain.std(ddof=1) / np.sqrt(len(gain))),
                 }
